@@ -1,0 +1,3 @@
+"""Our general (non-sequential) recommenders, one model per file."""
+
+__all__ = []

@@ -1,0 +1,123 @@
+"""Run one model end to end (RecBole's ``run_recbole``), and the objective for hyperparameter search."""
+
+import logging
+import resource
+import time
+from logging import getLogger
+
+import torch
+from recbole.data import data_preparation
+from recbole.utils import init_logger, init_seed
+
+from recbole_llmaug.config import make_config, settings_from_config
+from recbole_llmaug.report import format_grouped_table, split_result, write_run_record
+from recbole_llmaug.utils import create_dataset, get_model, get_trainer
+
+
+def _peak_memory_mb(device):
+    """Peak resident memory of this process (CPU) and peak CUDA memory when on GPU, in MiB."""
+    peak = {"cpu_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if torch.cuda.is_available() and str(device).startswith("cuda"):
+        peak["gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return peak
+
+
+def _prepare_augmentations(config):
+    """Models that need augmented files (``required_augmentations``) get them built or reused."""
+    needed = list(getattr(get_model(config["model"]), "required_augmentations", ()) or ())
+    if needed:
+        from recbole_llmaug.augment import ensure_augmented
+
+        ensure_augmented(needed, settings_from_config(config))
+
+
+def train_and_evaluate(config, saved=True, callback_fn=None):
+    """Data -> model -> RecBole trainer with grouped evaluation; returns a result record."""
+    started = time.perf_counter()
+    init_seed(config["seed"], config["reproducibility"])
+    logger = getLogger()
+    _prepare_augmentations(config)
+    dataset = create_dataset(config)
+    logger.info(dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    logger.info(model)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+
+    interrupted = False
+    try:
+        best_valid_score, best_valid_result = trainer.fit(
+            train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
+        )
+    except KeyboardInterrupt:
+        # Keep what was learned: the best checkpoint so far is on disk; test it and record the run.
+        interrupted = True
+        logger.warning("Interrupted: evaluating the best checkpoint so far (%s).", trainer.saved_model_file)
+        best_valid_score, best_valid_result = trainer.best_valid_score, trainer.best_valid_result
+    valid_sizes = dict(trainer.evaluator.group_sizes)
+    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+    test_sizes = dict(trainer.evaluator.group_sizes)
+
+    record = {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": dict(best_valid_result or {}),
+        "test_result": dict(test_result or {}),
+        "valid_group_sizes": valid_sizes,
+        "test_group_sizes": test_sizes,
+        "interrupted": interrupted,
+        "timing": {
+            "epochs_trained": len(trainer.epoch_seconds),
+            "seconds_per_epoch": (sum(trainer.epoch_seconds) / len(trainer.epoch_seconds)) if trainer.epoch_seconds else None,
+            "total_seconds": time.perf_counter() - started,
+        },
+        "peak_memory": _peak_memory_mb(config["device"]),
+        "checkpoint": trainer.saved_model_file if saved else None,
+    }
+    record["config"] = dict(config.final_config_dict)
+    if config["results_dir"]:
+        record["results_file"] = str(write_run_record(record, config["results_dir"], config["model"], config["dataset"]))
+    table = format_grouped_table(test_result, test_sizes, title=f"Test results: {config['model']} on {config['dataset']}")
+    logger.info("\n" + table)
+    if "results_file" in record:
+        logger.info("Results saved to %s", record["results_file"])
+    return record
+
+
+def run_recbole_llmaug(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
+    """Train and test ``model`` on ``dataset`` like RecBole's ``run_recbole``, with grouped metrics.
+
+    Returns the run record: best valid score/result, test result (``hit@10``, ``tail_user/hit@10``, ...),
+    group sizes, timings, peak memory and the path of the JSON record.
+    """
+    config = make_config(model, dataset, config_file_list, config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    getLogger().info(config)
+    return train_and_evaluate(config, saved=saved)
+
+
+def objective_function(config_dict=None, config_file_list=None, saved=True, callback_fn=None):
+    """One hyperparameter trial: ``config_dict`` holds ``model``, ``dataset`` and the trial's values.
+
+    ``callback_fn(epoch_idx, valid_score)`` is called after every validation (for early stopping
+    schedulers). Returns RecBole's objective dict plus the grouped ``test_result``.
+    """
+    config_dict = dict(config_dict or {})
+    model, dataset = config_dict.pop("model", None), config_dict.pop("dataset", None)
+    config = make_config(model, dataset, config_file_list, config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    logging.basicConfig(level=logging.ERROR)
+    record = train_and_evaluate(config, saved=saved, callback_fn=callback_fn)
+    return {
+        "model": record["model"],
+        "best_valid_score": record["best_valid_score"],
+        "valid_score_bigger": record["valid_score_bigger"],
+        "best_valid_result": record["best_valid_result"],
+        "test_result": record["test_result"],
+        "test_groups": split_result(record["test_result"]),
+    }

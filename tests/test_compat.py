@@ -1,0 +1,71 @@
+"""Each compatibility fix of recbole_llmaug.compat, and each pinned-version problem, holds."""
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import recbole_llmaug  # noqa: F401  (applies the fixes)
+from recbole_llmaug.config import make_config
+
+
+def test_numpy_is_below_2_and_recbole_aliases_exist_before_any_config():
+    assert int(np.__version__.split(".")[0]) < 2
+    assert np.float is np.float_ and np.int is np.int_ and np.bool is np.bool_
+
+
+def test_anomaly_detection_stays_off_after_importing_recbole_sequential_models():
+    import recbole.model.sequential_recommender  # noqa: F401
+
+    assert not torch.is_anomaly_enabled()
+
+
+def test_recbole_trainer_loads_its_own_checkpoint_under_torch_weights_only_default(tmp_path):
+    import recbole.trainer.trainer as rb_trainer
+    from recbole.config import Config
+
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"config": Config.__new__(Config)}, path)
+    with pytest.raises(Exception):
+        torch.load(path)  # torch's own default (weights_only=True) refuses RecBole's pickled Config
+    assert rb_trainer.torch.load(path)["config"].__class__ is Config
+
+
+def test_pandas_below_3_so_recbole_fills_missing_values(tiny_dataset, fast_settings):
+    import pandas as pd
+    from recbole.data import create_dataset
+
+    assert int(pd.__version__.split(".")[0]) < 3
+    settings = dict(fast_settings, data_path=str(tiny_dataset), load_col={"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id", "price"]})
+    config = make_config("SASRec", "tiny", config_dict=settings)
+    dataset = create_dataset(config)
+    price = np.asarray(dataset.item_feat["price"], dtype=float)
+    assert len(price) > 20 and not np.isnan(price).any(), "missing prices must be filled, not left NaN"
+
+
+def test_ray_tune_imports_with_pinned_setuptools_and_numpy():
+    import ray
+    from ray import tune  # noqa: F401  (needs pkg_resources and np.bool8)
+
+    assert ray.__version__ == "2.6.3"
+
+
+def test_scipy_pin_keeps_lightgcn_adjacency_working(tiny_dataset, fast_settings):
+    import scipy
+    from recbole.data import create_dataset, data_preparation
+
+    from recbole_llmaug.utils import get_model
+
+    assert tuple(int(x) for x in scipy.__version__.split(".")[:2]) < (1, 13)
+    config = make_config("LightGCN", "tiny", config_dict=dict(fast_settings, data_path=str(tiny_dataset)))
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = get_model("LightGCN")(config, train._dataset)
+    assert model.norm_adj_matrix.shape[0] == model.n_users + model.n_items
+
+
+def test_command_line_arguments_do_not_leak_into_recbole_config(tiny_dataset, fast_settings, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["pytest", "--epochs=99", "--learning_rate=0.5"])
+    config = make_config("SASRec", "tiny", config_dict=dict(fast_settings, data_path=str(tiny_dataset)))
+    assert config["epochs"] == 1 and config["learning_rate"] == 0.001
+    assert sys.argv == ["pytest", "--epochs=99", "--learning_rate=0.5"]

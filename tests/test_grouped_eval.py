@@ -1,0 +1,104 @@
+"""Long-tail grouped metrics: hand-computed values, equality with RecBole's own, both protocols."""
+
+import json
+import math
+
+import pytest
+import torch
+from recbole.data import create_dataset, data_preparation
+from recbole.data.interaction import Interaction
+from recbole.trainer import Trainer
+from recbole.utils import init_seed
+
+from recbole_llmaug.config import make_config
+from recbole_llmaug.evaluator import LongTailCollector, LongTailEvaluator, LongTailGroups, pareto_threshold
+from recbole_llmaug.quick_start import train_and_evaluate
+from recbole_llmaug.utils import get_model
+
+
+def known_groups(config):
+    """Groups with known membership: users 1,2 (and 5) are short-history, items 4,5 are tail."""
+    groups = LongTailGroups.__new__(LongTailGroups)
+    groups.history = torch.tensor([0, 2, 3, 10, 12, 2])
+    groups.popularity = torch.tensor([0, 50, 40, 30, 1, 2])
+    groups.user_threshold, groups.item_threshold = 9, 4
+    groups.tail_item = groups.popularity < groups.item_threshold
+    groups.length_groups = config["user_length_groups"]
+    return groups
+
+
+def test_grouped_metrics_match_hand_computed_values(tiny_dataset, fast_settings):
+    config = make_config("SASRec", "tiny", config_dict=dict(fast_settings, data_path=str(tiny_dataset), topk=[2]))
+    collector = LongTailCollector(config)
+    collector.groups = known_groups(config)
+    evaluator = LongTailEvaluator(config)
+
+    def scores(ranking):  # items listed best first; others score lower
+        row = torch.full((6,), -10.0)
+        for rank, item in enumerate(ranking):
+            row[item] = 10.0 - rank
+        return row
+
+    # batch 1: u1 hits item 1 at rank 1; u2 hits tail item 5 at rank 2
+    collector.eval_batch_collect(
+        torch.stack([scores([1, 2]), scores([3, 5])]), Interaction({"user_id": torch.tensor([1, 2])}),
+        torch.tensor([0, 1]), torch.tensor([1, 5]),
+    )
+    # batch 2: u3 misses tail item 4; u4 hits item 2 at rank 1; u5 has two positives (1 head, 4 tail), hits 1 at rank 2
+    collector.eval_batch_collect(
+        torch.stack([scores([1, 2, 3, 4]), scores([2, 1]), scores([3, 1, 4])]),
+        Interaction({"user_id": torch.tensor([3, 4, 5])}),
+        torch.tensor([0, 1, 2, 2]), torch.tensor([4, 2, 1, 4]),
+    )
+    result = evaluator.evaluate(collector.get_data_struct())
+    d2 = 1 / math.log2(3)
+    # RecBole's NDCG for u5 (2 positives, 1 hit at rank 2): DCG = d2, IDCG = 1 + d2
+    expected = {
+        "hit@2": 4 / 5, "ndcg@2": (1 + d2 + 0 + 1 + d2 / (1 + d2)) / 5,
+        "tail_user/hit@2": 3 / 3, "tail_user/ndcg@2": (1 + d2 + d2 / (1 + d2)) / 3,
+        "head_user/hit@2": 1 / 2, "head_user/ndcg@2": 1 / 2,
+        "short_user/hit@2": 1.0, "long_user/hit@2": 1 / 2,
+        "tail_item/hit@2": 1 / 3, "tail_item/ndcg@2": d2 / 3,
+        "head_item/hit@2": 3 / 3, "head_item/ndcg@2": (1 + 1 + d2) / 3,
+    }
+    for key, value in expected.items():
+        assert result[key] == pytest.approx(value, abs=1e-4), key
+    assert evaluator.group_sizes["tail_item"] == 3 and evaluator.group_sizes["head_item"] == 3
+    assert evaluator.group_sizes["medium_user"] == 0 and "medium_user/hit@2" not in result
+
+
+def test_pareto_threshold_puts_top_fifth_in_head():
+    counts = torch.arange(1, 11).numpy()  # 10 items, popularity 1..10
+    threshold = pareto_threshold(counts)
+    assert threshold == 9.0  # items with 9 and 10 interactions are the head 20%
+    assert int((torch.from_numpy(counts) < threshold).sum()) == 8
+
+
+def _plain_recbole_test_result(config):
+    init_seed(config["seed"], config["reproducibility"])
+    train, valid, test = data_preparation(config, create_dataset(config))
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train._dataset)
+    trainer = Trainer(config, model)
+    trainer.fit(train, valid, saved=False, show_progress=False)
+    return trainer.evaluate(test, load_best_model=False)
+
+
+@pytest.mark.parametrize("mode", ["full", "uni100"])
+def test_all_users_numbers_equal_recboles_own(tiny_dataset, fast_settings, mode):
+    settings = dict(fast_settings, data_path=str(tiny_dataset), eval_args={
+        "split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": mode})
+    ours = train_and_evaluate(make_config("SASRec", "tiny", config_dict=settings), saved=False)
+    theirs = _plain_recbole_test_result(make_config("SASRec", "tiny", config_dict=settings))
+    for key, value in theirs.items():
+        assert ours["test_result"][key] == value, key
+    sizes = ours["test_group_sizes"]
+    assert sizes["tail_user"] + sizes["head_user"] == 30
+    assert sizes["tail_item"] + sizes["head_item"] == 30  # leave-one-out: one target per user
+    # the groups partition the users, so their weighted mean is the overall number
+    for metric in ("hit@10", "ndcg@10"):
+        for left, right in (("tail_user", "head_user"), ("tail_item", "head_item")):
+            weighted = sum(ours["test_result"].get(f"{g}/{metric}", 0.0) * sizes[g] for g in (left, right)) / 30
+            assert weighted == pytest.approx(ours["test_result"][metric], abs=2e-4)
+    record = json.loads(open(ours["results_file"]).read())
+    assert record["test_result"] == ours["test_result"] and record["timing"]["epochs_trained"] == 1
