@@ -22,7 +22,24 @@ def build_parser():
         help="extra yaml property files (space separated, or one quoted string)",
     )
     parser.add_argument("--augment", default=None, help="run this augmentor instead of training (e.g. llmesr)")
+    parser.add_argument("--tune", default=None, metavar="SPACE.yaml",
+                        help="Ray Tune search over this space (properties/hyper/<Model>.yaml)")
+    parser.add_argument("--ray-address", dest="ray_address", default=None,
+                        help="existing Ray cluster (auto, <head>:6379, ray://<head>:10001); default: start Ray here")
+    parser.add_argument("--resume", action="store_true", help="continue the search in the output folder")
+    parser.add_argument("--tune-output", dest="tune_output", default=None,
+                        help="search output folder (default ./ray_results/<model>-<dataset>)")
     return parser
+
+
+def run_search(args, config_files, overrides):
+    """``--tune``: a Ray Tune search whose trials are our objective function."""
+    from recbole_llmaug.hyper_tuning import run_tune
+
+    result = run_tune(args.model, args.dataset, args.tune, config_files, overrides,
+                      ray_address=args.ray_address, resume=args.resume, output_dir=args.tune_output)
+    print(result["trials_table"])
+    print(f"Best config: {result['best_config_file']}\nResults: {result['results_dir']}")
 
 
 def parse_overrides(unknown):
@@ -56,6 +73,11 @@ def main(argv=None):
             return 0
         if not args.model:
             raise UserError("No model given. Add --model=NAME (for example --model=SASRec).")
+        if (args.resume or args.ray_address or args.tune_output) and not args.tune:
+            raise UserError("--resume, --ray-address and --tune-output belong to a search: add --tune=SPACE.yaml.")
+        if args.tune:
+            run_search(args, config_files, overrides)
+            return 0
         from recbole_llmaug.quick_start import run_recbole_llmaug
 
         run_recbole_llmaug(args.model, args.dataset, config_files, overrides)

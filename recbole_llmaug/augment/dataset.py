@@ -1,0 +1,127 @@
+"""The dataset an augmentor reads: file locations, id fields, and validated tables."""
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Mapping
+
+import pandas as pd
+
+from recbole_llmaug.augment.atomic import AtomicTable, read_atomic, sha256_file
+from recbole_llmaug.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+# Defaults of the augmentor keys; properties/overall.yaml and the dataset files repeat/override them.
+AUGMENT_DEFAULTS = {
+    "item_text_template": None,  # None: "{<item_title_field>}"
+    "item_title_field": "title",
+    "user_text_max_items": 20,
+    "sim_user_topn": 10,
+}
+EXAMPLES_IN_MANIFEST = 20
+
+
+def augment_setting(settings: Mapping, key: str):
+    value = settings.get(key)
+    return AUGMENT_DEFAULTS[key] if value is None else value
+
+
+@dataclass
+class DatasetFiles:
+    settings: Mapping
+
+    @property
+    def name(self) -> str:
+        return self.settings["dataset"]
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.settings["data_path"]) / self.name
+
+    def path(self, suffix: str) -> Path:
+        return self.folder / f"{self.name}.{suffix}"
+
+    @property
+    def uid(self) -> str:
+        return self.settings.get("USER_ID_FIELD") or "user_id"
+
+    @property
+    def iid(self) -> str:
+        return self.settings.get("ITEM_ID_FIELD") or "item_id"
+
+    @property
+    def time_field(self) -> str:
+        return self.settings.get("TIME_FIELD") or "timestamp"
+
+    @property
+    def separator(self) -> str:
+        return self.settings.get("field_separator") or "\t"
+
+    def input_hashes(self, *suffixes: str) -> dict:
+        return {self.path(suffix).name: sha256_file(self.path(suffix)) for suffix in suffixes if self.path(suffix).is_file()}
+
+    @cached_property
+    def inter(self) -> AtomicTable:
+        table = read_atomic(self.path("inter"), self.separator)
+        table.require(self.uid, self.iid, purpose="every augmentor")
+        for field in (self.uid, self.iid):
+            empty = table.frame.index[table.frame[field].str.strip() == ""]
+            if len(empty):
+                raise UserError(
+                    f"{table.path} has an empty '{field}' at line {empty[0] + 2} ({len(empty)} row(s) in all). "
+                    "Every interaction needs a user and an item id; remove or fix those rows."
+                )
+        return table
+
+    def inter_with_time(self) -> pd.DataFrame:
+        """uid, iid and a float time column, for the leave-one-out split."""
+        table = self.inter
+        table.require(self.time_field, purpose="ordering each user's history by time (TIME_FIELD)")
+        frame = table.frame[[self.uid, self.iid, self.time_field]].copy()
+        times = pd.to_numeric(frame[self.time_field], errors="coerce")
+        bad = times.index[times.isna()]
+        if len(bad):
+            raise UserError(
+                f"{table.path} field '{self.time_field}' has a non-numeric value "
+                f"'{frame[self.time_field].iloc[bad[0]]}' at line {bad[0] + 2}. Timestamps must be numbers."
+            )
+        frame[self.time_field] = times
+        return frame
+
+    @cached_property
+    def item(self) -> AtomicTable:
+        path = self.path("item")
+        if not path.is_file():
+            raise UserError(
+                f"{path} does not exist, but item and user texts are built from it. Add the dataset's "
+                f".item file (item id plus text columns such as title)."
+            )
+        table = read_atomic(path, self.separator)
+        table.require(self.iid, purpose="matching items to interactions")
+        ids = table.frame[self.iid]
+        duplicated = ids[ids.duplicated()]
+        if len(duplicated):
+            raise UserError(
+                f"{path} lists item '{duplicated.iloc[0]}' more than once in '{self.iid}' "
+                f"({len(duplicated)} duplicate row(s)). Keep one row per item."
+            )
+        known = set(ids)
+        inter_items = pd.unique(self.inter.frame[self.iid])
+        covered = sum(item in known for item in inter_items)
+        if covered == 0:
+            raise UserError(
+                f"None of the {len(inter_items)} items in {self.inter.path} ('{self.iid}') appear in {path}. "
+                "The two files must use the same item ids; check ITEM_ID_FIELD and the files."
+            )
+        if covered < len(inter_items):
+            logger.warning(
+                "%d of %d items in %s have no row in %s; they get no text", len(inter_items) - covered,
+                len(inter_items), self.inter.path.name, path.name,
+            )
+        return table
+
+
+def examples(values, limit: int = EXAMPLES_IN_MANIFEST) -> list:
+    return [str(value) for value in list(values)[:limit]]

@@ -1,0 +1,261 @@
+"""The augmentors LLM-ESR needs: item embeddings, user embeddings, similar users.
+
+Each one has a ``fingerprint`` (everything its output depends on) and a ``build`` that writes the
+output file and returns the manifest body (counts, coverage, model, dimension, usage, cost).
+"""
+
+import logging
+from typing import Dict, List
+
+import numpy as np
+import pandas as pd
+
+from recbole_llmaug.augment.atomic import format_vector, read_atomic, write_atomic
+from recbole_llmaug.augment.dataset import DatasetFiles, augment_setting, examples
+from recbole_llmaug.augment.text import (
+    ITEM_TEXT_VERSION,
+    USER_TEXT_SEPARATOR,
+    USER_TEXT_VERSION,
+    TextTemplate,
+    active_interval,
+    clean_value,
+    leave_one_out_count,
+    recbole_filtered,
+    training_histories,
+    uses_sequential_split,
+)
+from recbole_llmaug.errors import UserError
+from recbole_llmaug.llm.embeddings import embed_texts
+from recbole_llmaug.llm.settings import EmbeddingSettings
+
+logger = logging.getLogger(__name__)
+
+ITEM_EMB_HEADER = ("iid:token", "item_emb:float_seq")
+USER_EMB_HEADER = ("uid:token", "user_emb:float_seq")
+SIM_USERS_HEADER = ("uid:token", "sim_uids:token_seq")
+SIM_USERS_VERSION = "sim-users-cosine-v1"
+
+
+def _embedding_fingerprint(settings) -> dict:
+    embedding = EmbeddingSettings.from_settings(settings)
+    return {"backend": embedding.backend, "model": embedding.model, "normalize": embedding.normalize}
+
+
+def _template(files: DatasetFiles) -> TextTemplate:
+    template = augment_setting(files.settings, "item_text_template")
+    return TextTemplate.parse(template or "{%s}" % augment_setting(files.settings, "item_title_field"))
+
+
+def _embed(texts: List[str], settings, desc: str):
+    """Vectors for the non-empty texts; rows of empty texts stay zero (reported as missing text)."""
+    embedding = EmbeddingSettings.from_settings(settings)
+    present = [index for index, text in enumerate(texts) if text]
+    if not present:
+        raise UserError(f"None of the {len(texts)} {desc} has any text to embed; check the item titles and templates.")
+    run = embed_texts([texts[index] for index in present], embedding, settings=settings, desc=desc)
+    dimension = run.vectors.shape[1]
+    matrix = np.zeros((len(texts), dimension), dtype=np.float32)
+    matrix[present] = run.vectors
+    usage = {
+        "texts": run.texts, "unique_texts": run.unique_texts, "embedded_now": run.embedded,
+        "cache_hits": run.cache_hits, "calls": run.stats.get("calls", 0),
+        "prompt_tokens": run.stats.get("prompt_tokens", 0), "cost": run.stats.get("cost", 0.0),
+        "embedding_wall_time_s": round(run.wall_time_s, 3),
+    }
+    return matrix, {"backend": embedding.backend, "model": embedding.model, "dimension": dimension,
+                    "normalized": embedding.normalize}, usage
+
+
+# ---------------------------------------------------------------- item_emb
+
+def item_emb_fingerprint(files: DatasetFiles) -> dict:
+    return {
+        "inputs": files.input_hashes("inter", "item"),
+        "text_version": ITEM_TEXT_VERSION,
+        "item_text_template": _template(files).pieces,
+        "ITEM_ID_FIELD": files.iid,
+        "embedding": _embedding_fingerprint(files.settings),
+    }
+
+
+def item_texts(files: DatasetFiles) -> Dict[str, str]:
+    """Text of every item in ``.item`` and ``.inter`` ("" when it has none), in a stable order."""
+    template = _template(files)
+    item = files.item
+    item.require(*template.fields, purpose="item_text_template")
+    records = item.frame[[files.iid] + template.fields].to_dict("records")
+    texts = {record[files.iid]: template.render(record) for record in records}
+    for item_id in pd.unique(files.inter.frame[files.iid]):
+        texts.setdefault(item_id, "")
+    if not any(texts.values()):
+        raise UserError(
+            f"No item in {item.path} has any text in the fields {template.fields} named by item_text_template "
+            "(all empty or 'nan'). Fill the column(s) or change item_text_template."
+        )
+    return texts
+
+
+def build_item_emb(files: DatasetFiles, output) -> dict:
+    texts = item_texts(files)
+    ids = list(texts)
+    matrix, model, usage = _embed([texts[item_id] for item_id in ids], files.settings, "item texts")
+    rows = write_atomic(output, ITEM_EMB_HEADER, ((item_id, format_vector(vector)) for item_id, vector in zip(ids, matrix)))
+    without_text = [item_id for item_id in ids if not texts[item_id]]
+    item_rows = set(files.item.frame[files.iid])
+    without_metadata = [item_id for item_id in ids if item_id not in item_rows]
+    if without_text:
+        logger.warning("%d of %d items have no text; their embedding rows are zero", len(without_text), len(ids))
+    return {
+        "embedding": model,
+        "usage": usage,
+        "counts": {
+            "rows": rows,
+            "items_in_item_file": len(item_rows),
+            "items_in_inter_file": int(files.inter.frame[files.iid].nunique()),
+            "missing_text": len(without_text),
+            "missing_item_row": len(without_metadata),
+        },
+        "failures": {"missing_text_examples": examples(without_text),
+                     "missing_item_row_examples": examples(without_metadata)},
+        "example_text": next((texts[item_id] for item_id in ids if texts[item_id]), ""),
+    }
+
+
+# ---------------------------------------------------------------- user_emb
+
+def _split_settings(settings) -> dict:
+    """The split, canonicalised so that the CLI's settings and a RecBole ``Config`` agree."""
+    return {
+        "leave_out": leave_one_out_count(settings),
+        "sequential": uses_sequential_split(settings),
+        "filter_inter_by_user_or_item": settings.get("filter_inter_by_user_or_item", True) is not False,
+        "user_inter_num_interval": active_interval(settings.get("user_inter_num_interval")),
+        "item_inter_num_interval": active_interval(settings.get("item_inter_num_interval")),
+    }
+
+
+def user_emb_fingerprint(files: DatasetFiles) -> dict:
+    return {
+        "inputs": files.input_hashes("inter", "item"),
+        "text_version": USER_TEXT_VERSION,
+        "item_title_field": augment_setting(files.settings, "item_title_field"),
+        "user_text_max_items": int(augment_setting(files.settings, "user_text_max_items")),
+        "split": _split_settings(files.settings),
+        "fields": [files.uid, files.iid, files.time_field],
+        "embedding": _embedding_fingerprint(files.settings),
+    }
+
+
+def user_train_histories(files: DatasetFiles) -> Dict[str, List[str]]:
+    """Training items per user (oldest first) under the RecBole split the settings describe."""
+    known_items = set(files.item.frame[files.iid])
+    inter = recbole_filtered(files.inter_with_time(), files.uid, files.iid, known_items, files.settings)
+    return training_histories(inter, files.uid, files.iid, files.time_field, leave_one_out_count(files.settings),
+                              sequential=uses_sequential_split(files.settings))
+
+
+def user_texts(files: DatasetFiles) -> Dict[str, str]:
+    """The titles of each user's most recent training items, newest first.
+
+    Newest first so that an embedding model's token limit cuts the oldest titles, not the latest.
+    """
+    title_field = augment_setting(files.settings, "item_title_field")
+    files.item.require(title_field, purpose="user texts (item_title_field)")
+    titles = {item_id: clean_value(title) for item_id, title in zip(files.item.frame[files.iid], files.item.frame[title_field])}
+    if not any(titles.values()):
+        raise UserError(
+            f"Every '{title_field}' in {files.item.path} is empty, so no user text can be built. "
+            "Fill the titles, or set item_title_field to the column that holds item names."
+        )
+    limit = int(augment_setting(files.settings, "user_text_max_items"))
+    texts = {}
+    for user, history in user_train_histories(files).items():
+        named = [titles[item] for item in history if titles.get(item)]
+        recent = named[::-1][:limit] if limit > 0 else named[::-1]
+        texts[user] = USER_TEXT_SEPARATOR.join(recent)
+    return texts
+
+
+def build_user_emb(files: DatasetFiles, output) -> dict:
+    texts = user_texts(files)
+    ids = list(texts)
+    matrix, model, usage = _embed([texts[user] for user in ids], files.settings, "user texts")
+    rows = write_atomic(output, USER_EMB_HEADER, ((user, format_vector(vector)) for user, vector in zip(ids, matrix)))
+    without_text = [user for user in ids if not texts[user]]
+    if without_text:
+        logger.warning("%d of %d users have no titled training item; their embedding rows are zero",
+                       len(without_text), len(ids))
+    all_users = files.inter.frame[files.uid].nunique()
+    return {
+        "embedding": model,
+        "usage": usage,
+        "counts": {"rows": rows, "users_in_inter_file": int(all_users), "users_dropped_by_filters": int(all_users - len(ids)),
+                   "missing_text": len(without_text)},
+        "failures": {"missing_text_examples": examples(without_text)},
+        "example_text": next((texts[user] for user in ids if texts[user]), ""),
+    }
+
+
+# ---------------------------------------------------------------- sim_users
+
+def sim_users_fingerprint(files: DatasetFiles) -> dict:
+    return {
+        "inputs": files.input_hashes("useremb"),
+        "version": SIM_USERS_VERSION,
+        "sim_user_topn": int(augment_setting(files.settings, "sim_user_topn")),
+    }
+
+
+def read_embeddings(path) -> tuple:
+    table = read_atomic(path)
+    user_field, vector_field = [name for name in table.types]
+    ids = table.frame[user_field].tolist()
+    try:
+        matrix = np.array([np.array(value.split(), dtype=np.float32) for value in table.frame[vector_field]])
+    except ValueError:
+        raise UserError(f"{path} has rows of unequal length or non-numeric values; rebuild it with --augment=user_emb.") from None
+    return ids, matrix
+
+
+def top_similar(matrix: np.ndarray, topn: int, block: int = 1024) -> List[np.ndarray]:
+    """Per row: indices of the ``topn`` most cosine-similar other rows, most similar first.
+
+    Rows that are all zero (no text) neither get nor serve as neighbours; equal scores among the
+    chosen are ordered by index, so the output is deterministic.
+    """
+    norms = np.linalg.norm(matrix, axis=1)
+    usable = norms > 0
+    unit = matrix / np.where(usable, norms, 1.0)[:, None]
+    count = len(matrix)
+    topn = min(topn, max(int(usable.sum()) - 1, 0))
+    neighbours = []
+    for start in range(0, count, block):
+        scores = unit[start:start + block] @ unit.T
+        scores[:, ~usable] = -np.inf
+        rows = np.arange(start, min(start + block, count))
+        scores[rows - start, rows] = -np.inf
+        for offset, row in enumerate(rows):
+            if not usable[row] or topn == 0:
+                neighbours.append(np.zeros(0, dtype=np.int64))
+                continue
+            candidates = np.argpartition(-scores[offset], topn - 1)[:topn]
+            ordered = candidates[np.lexsort((candidates, -scores[offset, candidates]))]
+            neighbours.append(ordered)
+    return neighbours
+
+
+def build_sim_users(files: DatasetFiles, output) -> dict:
+    ids, matrix = read_embeddings(files.path("useremb"))
+    spaced = [user for user in ids if any(char.isspace() for char in user)]
+    if spaced:
+        raise UserError(f"User id '{spaced[0]}' contains whitespace and cannot be written as a token_seq in {output.name}.")
+    topn = int(augment_setting(files.settings, "sim_user_topn"))
+    neighbours = top_similar(matrix, topn)
+    rows = write_atomic(output, SIM_USERS_HEADER,
+                        ((user, " ".join(ids[index] for index in found)) for user, found in zip(ids, neighbours)))
+    lonely = [user for user, found in zip(ids, neighbours) if len(found) == 0]
+    return {
+        "counts": {"rows": rows, "topn": topn, "users_without_neighbours": len(lonely)},
+        "failures": {"users_without_neighbours_examples": examples(lonely)},
+        "similarity": "cosine over user_emb, self excluded",
+    }

