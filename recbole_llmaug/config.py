@@ -86,7 +86,7 @@ def load_settings(dataset, model=None, config_file_list=None, config_dict=None):
     if model:
         settings["model"] = model
     settings["data_path"] = str(Path(settings.get("data_path") or DEFAULT_DATA_PATH).expanduser().resolve())
-    for key in ("checkpoint_dir", "results_dir"):
+    for key in ("checkpoint_dir", "results_dir", "augment_path"):
         if settings.get(key):
             settings[key] = str(Path(settings[key]).expanduser().resolve())
     return settings
@@ -95,6 +95,16 @@ def load_settings(dataset, model=None, config_file_list=None, config_dict=None):
 def dataset_dir(settings):
     """Folder that holds ``<dataset>.inter`` and the other atomic files of the dataset."""
     return Path(settings["data_path"]) / settings["dataset"]
+
+
+def augmented_folder(settings):
+    """Folder of the augmentor's outputs: ``<augment_path>/<dataset>`` when set, else the dataset folder.
+
+    A separate ``augment_path`` keeps derived files out of a shared or read-only data folder.
+    """
+    if settings.get("augment_path"):
+        return Path(settings["augment_path"]) / settings["dataset"]
+    return dataset_dir(settings)
 
 
 def make_config(model, dataset, config_file_list=None, config_dict=None):

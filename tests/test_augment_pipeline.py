@@ -322,3 +322,15 @@ def test_a_failed_rebuild_leaves_the_previous_output_intact(settings, tmp_path, 
     monkeypatch.undo()
     assert run_augmentor("item_emb", settings)["reused"]
     assert not run_augmentor("item_emb", changed)["reused"]
+
+
+def test_augment_path_keeps_outputs_out_of_the_data_folder(settings, tmp_path):
+    data_folder = tmp_path / "tiny"
+    before = sorted(p.name for p in data_folder.iterdir())
+    elsewhere = tmp_path / "derived"
+    manifest = run_augmentor("llmesr", dict(settings, augment_path=str(elsewhere)))
+    assert manifest["outputs"]["sim_users"]["output"]["file"] == "tiny.simuser"
+    assert sorted(p.name for p in data_folder.iterdir()) == before  # the data folder is untouched
+    for suffix in ("itememb", "useremb", "simuser"):
+        assert (elsewhere / "tiny" / f"tiny.{suffix}").is_file()
+        assert (elsewhere / "tiny" / f"tiny.{suffix}.manifest.json").is_file()

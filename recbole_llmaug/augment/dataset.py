@@ -9,6 +9,7 @@ from typing import Mapping
 import pandas as pd
 
 from recbole_llmaug.augment.atomic import AtomicTable, read_atomic, sha256_file
+from recbole_llmaug.config import augmented_folder
 from recbole_llmaug.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,16 @@ class DatasetFiles:
         return Path(self.settings["data_path"]) / self.name
 
     def path(self, suffix: str) -> Path:
+        """An input file of the dataset."""
         return self.folder / f"{self.name}.{suffix}"
+
+    @property
+    def output_folder(self) -> Path:
+        return augmented_folder(self.settings)
+
+    def output_path(self, suffix: str) -> Path:
+        """An augmentor output (next to the dataset, or under ``augment_path``)."""
+        return self.output_folder / f"{self.name}.{suffix}"
 
     @property
     def uid(self) -> str:

@@ -245,7 +245,7 @@ def top_similar(matrix: np.ndarray, topn: int, block: int = 1024) -> List[np.nda
 
 
 def build_sim_users(files: DatasetFiles, output) -> dict:
-    ids, matrix = read_embeddings(files.path("useremb"))
+    ids, matrix = read_embeddings(files.output_path("useremb"))
     spaced = [user for user in ids if any(char.isspace() for char in user)]
     if spaced:
         raise UserError(f"User id '{spaced[0]}' contains whitespace and cannot be written as a token_seq in {output.name}.")

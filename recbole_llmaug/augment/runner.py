@@ -73,17 +73,17 @@ def _prepare(settings: Mapping) -> DatasetFiles:
             f"Dataset '{files.name}' not found: {files.path('inter')} does not exist. Point --data_path at "
             f"the folder that contains '{files.name}/'."
         )
-    if not os.access(files.folder, os.W_OK):
+    files.output_folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(files.output_folder, os.W_OK):
         raise UserError(
-            f"Augmentor outputs are written next to the dataset, but {files.folder} is not writable. "
-            f"Symlink {files.name}.inter and {files.name}.item into a writable folder '<dir>/{files.name}/' "
-            "and pass --data_path=<dir>."
+            f"Augmentor outputs go to {files.output_folder}, which is not writable. "
+            "Pass --augment_path=<writable dir> to write them elsewhere."
         )
     return files
 
 
 def _run_one(spec: Augmentor, files: DatasetFiles) -> dict:
-    output = files.path(spec.suffix)
+    output = files.output_path(spec.suffix)
     with FileLock(str(output.with_name(f".{output.name}.lock"))):
         fingerprint = spec.fingerprint(files)
         fresh, reason = freshness(output, fingerprint)
