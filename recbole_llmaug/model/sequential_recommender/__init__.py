@@ -1,0 +1,5 @@
+"""Our sequential recommenders, one model per file (class name = file name, lower-cased)."""
+
+from recbole_llmaug.model.sequential_recommender.llmesr import LLMESR
+
+__all__ = ["LLMESR"]
