@@ -95,12 +95,19 @@ def item_texts(files: DatasetFiles) -> Dict[str, str]:
     return texts
 
 
+def _write_text_embeddings(texts, header, output, settings, label):
+    """Embed each id's text and write one ``id<TAB>vector`` row per id (empty text: zero row)."""
+    ids = list(texts)
+    matrix, model, usage = _embed([texts[key] for key in ids], settings, label)
+    rows = write_atomic(output, header, ((key, format_vector(vector)) for key, vector in zip(ids, matrix)))
+    without_text = [key for key in ids if not texts[key]]
+    return ids, rows, model, usage, without_text
+
+
 def build_item_emb(files: DatasetFiles, output) -> dict:
     texts = item_texts(files)
-    ids = list(texts)
-    matrix, model, usage = _embed([texts[item_id] for item_id in ids], files.settings, "item texts")
-    rows = write_atomic(output, ITEM_EMB_HEADER, ((item_id, format_vector(vector)) for item_id, vector in zip(ids, matrix)))
-    without_text = [item_id for item_id in ids if not texts[item_id]]
+    ids, rows, model, usage, without_text = _write_text_embeddings(
+        texts, ITEM_EMB_HEADER, output, files.settings, "item texts")
     item_rows = set(files.item.frame[files.iid])
     without_metadata = [item_id for item_id in ids if item_id not in item_rows]
     if without_text:
@@ -178,10 +185,8 @@ def user_texts(files: DatasetFiles) -> Dict[str, str]:
 
 def build_user_emb(files: DatasetFiles, output) -> dict:
     texts = user_texts(files)
-    ids = list(texts)
-    matrix, model, usage = _embed([texts[user] for user in ids], files.settings, "user texts")
-    rows = write_atomic(output, USER_EMB_HEADER, ((user, format_vector(vector)) for user, vector in zip(ids, matrix)))
-    without_text = [user for user in ids if not texts[user]]
+    ids, rows, model, usage, without_text = _write_text_embeddings(
+        texts, USER_EMB_HEADER, output, files.settings, "user texts")
     if without_text:
         logger.warning("%d of %d users have no titled training item; their embedding rows are zero",
                        len(without_text), len(ids))
