@@ -65,11 +65,8 @@ def main(argv=None):
         if args.augment:
             from recbole_llmaug.augment import run_augmentor
             from recbole_llmaug.config import load_settings
-            from recbole_llmaug.data import check_dataset
 
-            settings = load_settings(args.dataset, args.model, config_files, overrides)
-            check_dataset(settings)
-            run_augmentor(args.augment, settings)
+            run_augmentor(args.augment, load_settings(args.dataset, args.model, config_files, overrides))
             return 0
         if not args.model:
             raise UserError("No model given. Add --model=NAME (for example --model=SASRec).")

@@ -64,15 +64,10 @@ def expand(names: Iterable[str]) -> List[str]:
 
 
 def _prepare(settings: Mapping) -> DatasetFiles:
-    from recbole_llmaug.data import ensure_embedded_dataset
+    from recbole_llmaug.data import check_dataset
 
-    ensure_embedded_dataset(settings)
+    check_dataset(settings)
     files = DatasetFiles(settings)
-    if not files.path("inter").is_file():
-        raise UserError(
-            f"Dataset '{files.name}' not found: {files.path('inter')} does not exist. Point --data_path at "
-            f"the folder that contains '{files.name}/'."
-        )
     files.output_folder.mkdir(parents=True, exist_ok=True)
     if not os.access(files.output_folder, os.W_OK):
         raise UserError(
