@@ -5,7 +5,12 @@ Two sub-commands, each run in a fresh subprocess per (model, seed) so that peak 
 * ``timing``: seconds per training epoch (no evaluation) and peak memory, same data and batch size.
 * ``run``: train + test through ``run_recbole_llmaug`` (leave-one-out, RecBole's full ranking or
   ``uni100``), grouped metrics (overall, tail/head users, tail/head items), several seeds, mean and
-  spread. Writes ``benchmarks/results/llmesr[_<protocol>].md`` and ``.json``.
+  spread. Writes ``benchmarks/results/llmesr[_<protocol>].md`` and ``.json``. ``--also_test uni100``
+  tests the same best models under a second protocol too (``extra_test_modes``), written to
+  ``llmesr_<protocol>-then-<mode>.md``: one training gives both tables.
+
+* ``logs``: the grouped validation table (best epoch of each run, mean and spread over seeds) rebuilt
+  from ``<work_dir>/logs``, e.g. from a GPU machine's logs when records did not come back.
 
 The dataset is read in place (``--data_path``, default ../shared/data) and never copied into the
 repository: ``--work_dir`` gets symbolic links to its files plus the augmentor's outputs.
@@ -13,6 +18,7 @@ repository: ``--work_dir`` gets symbolic links to its files plus the augmentor's
     python benchmarks/bench_llmesr.py timing --epochs 2
     python benchmarks/bench_llmesr.py run --epochs 30 --seeds 2020 2021 2022 --protocol full
     python benchmarks/bench_llmesr.py run --epochs 30 --seeds 2020 2021 2022 --protocol uni100
+    python benchmarks/bench_llmesr.py run --device gpu --jobs 12 --also_test uni100 ...   # on a GPU machine
 
 Model names: RecBole backbones ``SASRec GRU4Rec BERT4Rec``; ``LLMESR-<backbone>``; ablations
 ``LLMESR-SASRec-noSD`` (alpha 0), ``-noSem`` (no semantic view), ``-noCF`` (no collaborative view),
@@ -22,13 +28,16 @@ the LLM-ESR way).
 """
 
 import argparse
+import concurrent.futures
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -77,7 +86,9 @@ def prepare_work_dir(args):
     target = Path(args.work_dir) / args.dataset
     target.mkdir(parents=True, exist_ok=True)
     for path in source.iterdir():
-        if path.suffix[1:] in ("inter", "item", "user"):
+        if path.suffix[1:] in ("inter", "item", "user", "itememb", "useremb", "simuser") or path.name.endswith(
+            ".manifest.json"
+        ):
             link = target / path.name
             if not link.exists():
                 link.symlink_to(path)
@@ -92,9 +103,11 @@ def base_config(args, seed):
         "epochs": args.epochs,
         "stopping_step": args.stopping_step,
         "train_batch_size": args.batch_size,
+        "eval_batch_size": args.eval_batch_size,
         "eval_args": eval_args,
         "show_progress": False,
-        "use_gpu": False,
+        "use_gpu": args.device == "gpu",
+        "extra_test_modes": args.also_test,
         "checkpoint_dir": str(Path(args.work_dir) / "saved"),
         "results_dir": str(Path(args.work_dir) / "records"),
     } | ({"llmaug_cache_dir": args.llm_cache_dir} if args.llm_cache_dir else {})
@@ -111,13 +124,29 @@ def child(job):
     model, overrides = model_spec(job["name"])
     config_dict = dict(job["config"], **overrides)
     if job["kind"] == "run":
-        record = quick_start.run_recbole_llmaug(model=model, dataset=job["dataset"], config_dict=config_dict, saved=True)
+        from logging import getLogger
+
+        from recbole.utils import init_logger, init_seed
+
+        from recbole_llmaug.config import make_config
+
+        config = make_config(model, job["dataset"], config_dict=config_dict)
+        init_seed(config["seed"], config["reproducibility"])
+        init_logger(config)
+        getLogger().info(config)
+        record = quick_start.train_and_evaluate(config, saved=True, augment=not job.get("no_augment", False))
         out = {
             "test_result": {k: float(v) for k, v in record["test_result"].items()},
             "test_group_sizes": record["test_group_sizes"],
+            "best_valid_result": {k: float(v) for k, v in record["best_valid_result"].items()},
+            "extra_test_results": {mode: {k: float(v) for k, v in extra["result"].items()}
+                                   for mode, extra in record["extra_test_results"].items()},
             "seconds_per_epoch": record["timing"]["seconds_per_epoch"],
             "epochs_trained": record["timing"]["epochs_trained"],
+            "total_seconds": record["timing"]["total_seconds"],
             "peak_rss_mb": record["peak_memory"]["cpu_rss_mb"],
+            "peak_gpu_mb": record["peak_memory"].get("gpu_mb"),
+            "device": str(config["device"]),
         }
     else:
         out = time_epochs(model, job["dataset"], config_dict, job["epochs"], job.get("no_augment", False))
@@ -144,7 +173,7 @@ def time_epochs(model_name, dataset_name, config_dict, epochs, no_augment=False)
     dataset = create_dataset(config)
     train_data, _, _ = data_preparation(config, dataset)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    model = model_class(config, train_data._dataset)
+    model = model_class(config, train_data._dataset).to(config["device"])
     torch.autograd.set_detect_anomaly(False)
     trainer = Trainer(config, model)
     seconds = []
@@ -165,7 +194,8 @@ def time_epochs(model_name, dataset_name, config_dict, epochs, no_augment=False)
 def spawn(job, args):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         job["out"] = handle.name
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT))
+    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), HF_HUB_OFFLINE="1", PYTHONPATH=python_path)
     log = Path(args.work_dir) / "logs" / f"{job['kind']}_{job['name']}_{job.get('seed', 0)}_{args.protocol}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as handle:
@@ -187,22 +217,29 @@ def mean_std(values):
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
-def runs_table(results, args):
+def runs_table(results, args, result_of=lambda run: run["test_result"], empty="pending"):
     header = ["model"] + [f"{g} {m.replace('@10', '')}" for g in GROUPS for m in METRICS] + ["s/epoch", "epochs", "peak RSS MB"]
+    gpu = args.device == "gpu"
+    if gpu:
+        header.append("peak GPU MB")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, runs in results.items():
+        state = "failed" if runs else empty
         runs = [r for r in runs if r]
         if not runs:
-            lines.append(f"| {name} | " + " | ".join(["failed"] * (len(header) - 1)) + " |")
+            lines.append(f"| {name} | " + " | ".join([state] * (len(header) - 1)) + " |")
             continue
         cells = [name]
         for group in GROUPS:
             for metric in METRICS:
                 key = metric if group == "all" else f"{group}/{metric}"
-                cells.append(mean_std([r["test_result"][key] for r in runs if key in r["test_result"]]))
+                cells.append(mean_std([result_of(r)[key] for r in runs if key in result_of(r)]))
         cells.append(f"{statistics.mean(r['seconds_per_epoch'] for r in runs):.1f}")
-        cells.append("/".join(str(r["epochs_trained"]) for r in runs))
-        cells.append(f"{max(r['peak_rss_mb'] for r in runs):.0f}")
+        cells.append("/".join(f"{r['epochs_trained']}{'' if r.get('finished', True) else '*'}" for r in runs))
+        rss = [r["peak_rss_mb"] for r in runs if r.get("peak_rss_mb")]
+        cells.append(f"{max(rss):.0f}" if rss else "n/a")
+        if gpu:
+            cells.append(f"{max(r.get('peak_gpu_mb') or 0 for r in runs):.0f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -230,23 +267,32 @@ def main():
         child(json.loads(sys.argv[2]))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["timing", "run"])
+    parser.add_argument("command", choices=["timing", "run", "logs"],
+                        help="logs: summarise the run logs under <work_dir>/logs (best validation epoch of each run)")
     parser.add_argument("--models", nargs="+", default=None, help=f"default: {' '.join(MAIN_MODELS + ABLATIONS)}")
     parser.add_argument("--seeds", nargs="+", type=int, default=[2020, 2021, 2022])
     parser.add_argument("--epochs", type=int, default=30, help="epoch budget (same for every model)")
     parser.add_argument("--stopping_step", type=int, default=10)
     parser.add_argument("--batch_size", type=int, default=256, help="train_batch_size (rows per batch), every model")
+    parser.add_argument("--eval_batch_size", type=int, default=512, help="rows per evaluation batch (speed only)")
     parser.add_argument("--protocol", choices=["full", "uni100"], default="full")
     parser.add_argument("--data_path", default=str(REPO_ROOT.parent / "shared" / "data"))
     parser.add_argument("--dataset", default="beauty")
     parser.add_argument("--work_dir", default=str(Path(tempfile.gettempdir()) / "recbole_llmaug_bench_llmesr"))
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per run")
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="gpu: CUDA when available")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each a subprocess; e.g. 12 on one GPU)")
+    parser.add_argument("--also_test", nargs="*", default=[], metavar="MODE",
+                        help="run: also test the best model under these eval modes (e.g. uni100)")
     parser.add_argument("--no_augment", action="store_true",
-                        help="timing only: use the augmented files already in --work_dir as they are (any vectors "
-                             "of the right shape time the same)")
+                        help="use the augmented files already in --work_dir as they are, without the augmentor's "
+                             "freshness check (e.g. on a machine that has its outputs but not its inputs or models)")
     parser.add_argument("--llm_cache_dir", default=None, help="llmaug_cache_dir for the augmentor (reuse embeddings)")
     parser.add_argument("--results", default=str(REPO_ROOT / "benchmarks" / "results" / "llmesr"))
     args = parser.parse_args()
+    if args.command == "logs":
+        summarize_logs(args)
+        return
     args.work_dir = prepare_work_dir(args)
     if args.command == "timing":
         models = args.models or ["SASRec", "LLMESR-SASRec", "LLMESR-SASRec-batchteacher", "LLMESR-SASRec-prefix",
@@ -255,22 +301,77 @@ def main():
         models = args.models or MAIN_MODELS + ABLATIONS
     command = "python benchmarks/bench_llmesr.py " + " ".join(sys.argv[1:])
     started = time.time()
-    results = {}
     seeds = args.seeds if args.command == "run" else args.seeds[:1]
-    # seed-major order: after the first seed every model has a number to compare
-    for seed in seeds:
-        for name in models:
-            print(f"{args.command} {name} seed={seed} ...", flush=True)
-            t0 = time.time()
-            job = {"kind": args.command, "name": name, "seed": seed, "dataset": args.dataset, "threads": args.threads,
-                   "epochs": args.epochs, "config": base_config(args, seed), "no_augment": args.no_augment}
-            out = spawn(job, args)
-            print(f"  done in {time.time() - t0:.0f}s: {json.dumps(out)[:300] if out else 'failed'}", flush=True)
+    # main comparison first, ablations after; seed-major within each: early numbers for every model
+    main = [name for name in models if name in MAIN_MODELS]
+    rest = [name for name in models if name not in MAIN_MODELS]
+    queue = [(seed, name) for group in (main, rest) for seed in seeds for name in group]
+    results = {name: [] for name in models} if args.command == "run" else {}
+    lock = threading.Lock()
+
+    def one(seed, name):
+        print(f"{args.command} {name} seed={seed} ...", flush=True)
+        t0 = time.time()
+        job = {"kind": args.command, "name": name, "seed": seed, "dataset": args.dataset, "threads": args.threads,
+               "epochs": args.epochs, "config": base_config(args, seed), "no_augment": args.no_augment}
+        out = spawn(job, args)
+        print(f"  {name} seed={seed} done in {time.time() - t0:.0f}s: {json.dumps(out)[:300] if out else 'failed'}",
+              flush=True)
+        with lock:
             if args.command == "run":
-                results.setdefault(name, []).append(out)
+                results[name].append(out)
             else:
                 results[name] = out
             write_report(args, command, results, started)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for future in [pool.submit(one, seed, name) for seed, name in queue]:
+            future.result()
+
+
+# ------------------------------------------------------------------------------------------ logs
+def best_validation_from_log(text):
+    """Grouped metrics of the epoch RecBole keeps (the first best ``valid_score``), epochs and
+    seconds per training epoch, read from one run's log."""
+    scores = [float(x) for x in re.findall(r"valid_score: ([\d.]+)", text)]
+    blocks = re.findall(r"valid result: \n(.*)", text)
+    train_seconds = [float(x) for x in re.findall(r"training \[time: ([\d.]+)s", text)]
+    if not scores or len(blocks) != len(scores):
+        return None
+    best = scores.index(max(scores))
+    budget = re.search(r"^epochs = (\d+)", text, re.M)
+    # training is over when it stopped early, used its whole budget, or the test began
+    finished = ("Finished training" in text or "Loading model structure" in text
+                or (budget is not None and len(scores) >= int(budget.group(1))))
+    result = {k: float(v) for k, v in re.findall(r"([\w/@]+) : ([\d.]+)", blocks[best])}
+    return {"best_valid_result": result, "best_epoch": best, "epochs_trained": len(scores),
+            "seconds_per_epoch": statistics.mean(train_seconds),
+            "finished": finished}
+
+
+def summarize_logs(args):
+    """Validation table over seeds from ``run_<model>_<seed>_<protocol>.log`` files: these numbers
+    come from the model in memory during training, so they hold even where a run's test did not."""
+    results = {}
+    for log in sorted(Path(args.work_dir, "logs").glob(f"run_*_{args.protocol}.log")):
+        name, seed = log.stem[len("run_"):-len(f"_{args.protocol}")].rsplit("_", 1)
+        summary = best_validation_from_log(log.read_text())
+        if summary:
+            results.setdefault(name, []).append(dict(summary, seed=int(seed)))
+    order = [m for m in MAIN_MODELS + ABLATIONS if m in results] + sorted(set(results) - set(MAIN_MODELS + ABLATIONS))
+    results = {name: results[name] for name in order}
+    plain = argparse.Namespace(device="cpu")
+    table = runs_table(results, plain, result_of=lambda run: run["best_valid_result"])
+    finished = {name: [r for r in runs if r["finished"]] for name, runs in results.items()}
+    finished_table = runs_table(finished, plain, result_of=lambda run: run["best_valid_result"], empty="cut short")
+    path = Path(args.results + "_valid_from_logs")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    path.with_suffix(".md").write_text(
+        f"# Best validation epoch of each run ({args.protocol}), from the logs in {args.work_dir}/logs\n\n"
+        f"Mean ± std over the seeds found; 'epochs' lists epochs trained per seed, * where the log ends "
+        f"before the run finished (cut short).\n\n{table}\n\nFinished runs only:\n\n{finished_table}\n")
+    print(path.with_suffix(".md").read_text())
 
 
 def write_report(args, command, results, started):
@@ -281,13 +382,19 @@ def write_report(args, command, results, started):
     if args.command == "timing":
         body = timing_table(results)
         what = (f"Seconds per training epoch (RecBole `Trainer._train_epoch`, no evaluation), {args.dataset}, "
-                f"train_batch_size {args.batch_size}, {args.threads} thread(s), CPU, seed {args.seeds[0]}.")
+                f"train_batch_size {args.batch_size}, {args.threads} thread(s), "
+                f"{'GPU (CUDA)' if args.device == 'gpu' else 'CPU'}, seed {args.seeds[0]}.")
     else:
         body = runs_table(results, args)
+        for mode in args.also_test:
+            extra = runs_table(results, args, result_of=lambda run, mode=mode: run["extra_test_results"][mode])
+            body += (f"\n\nThe same best models (selected on `{args.protocol}` validation) tested under `{mode}`:"
+                     f"\n\n{extra}")
+        where = "GPU (CUDA)" if args.device == "gpu" else "CPU"
         what = (f"{args.dataset}, leave-one-out, protocol `{args.protocol}`, H@10 / N@10 on the test set (best "
                 f"validation epoch), mean ± std over seeds {args.seeds}; budget {args.epochs} epochs, early stop after "
-                f"{args.stopping_step} epochs without validation gain; train_batch_size {args.batch_size}; CPU, "
-                f"{args.threads} thread(s).")
+                f"{args.stopping_step} epochs without validation gain; train_batch_size {args.batch_size}; {where}, "
+                f"{args.threads} CPU thread(s) per run, {args.jobs} run(s) at a time.")
     text = (f"# LLM-ESR benchmark ({args.command})\n\n{what}\n\nCommand: `{command}`\n\n{body}\n\n"
             f"Elapsed: {time.time() - started:.0f}s\n")
     path.with_suffix(".md").write_text(text)

@@ -31,12 +31,36 @@ def _prepare_augmentations(config):
         ensure_augmented(needed, settings_from_config(config))
 
 
-def train_and_evaluate(config, saved=True, callback_fn=None):
-    """Data -> model -> RecBole trainer with grouped evaluation; returns a result record."""
+def _test_loader(config, test_data, mode):
+    """``test_data``'s users and sampler under eval ``mode`` ('full', 'uni100', ...).
+
+    Both protocols draw negatives uniformly from the same sampler; the mode only sets how many.
+    RecBole reads the mode from ``config``, so it is swapped in for the build and restored."""
+    from recbole.data.utils import get_dataloader
+
+    eval_args = config["eval_args"]
+    saved_mode, saved_neg = dict(eval_args["mode"]), config["test_neg_sample_args"]
+    eval_args["mode"] = dict(saved_mode, test=mode)
+    try:
+        config._set_eval_neg_sample_args("test")
+        if config["test_neg_sample_args"]["distribution"] != "uniform" or test_data._sampler is None:
+            raise ValueError(f"extra_test_modes: '{mode}' is not supported; use full or uni<N> (e.g. uni100)")
+        return get_dataloader(config, "test")(config, test_data._dataset, test_data._sampler, shuffle=False)
+    finally:
+        eval_args["mode"] = saved_mode
+        config["test_neg_sample_args"] = saved_neg
+
+
+def train_and_evaluate(config, saved=True, callback_fn=None, augment=True):
+    """Data -> model -> RecBole trainer with grouped evaluation; returns a result record.
+
+    ``augment=False`` uses the augmented files already on disk as they are (no freshness check), for
+    machines that have the augmentor's outputs but not its inputs or models."""
     started = time.perf_counter()
     init_seed(config["seed"], config["reproducibility"])
     logger = getLogger()
-    _prepare_augmentations(config)
+    if augment:
+        _prepare_augmentations(config)
     dataset = create_dataset(config)
     logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
@@ -59,6 +83,14 @@ def train_and_evaluate(config, saved=True, callback_fn=None):
     valid_sizes = dict(trainer.evaluator.group_sizes)
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
     test_sizes = dict(trainer.evaluator.group_sizes)
+    # The same best model tested under further protocols (e.g. the papers' uni100): no second training.
+    extra_test_results = {}
+    for mode in config["extra_test_modes"] or []:
+        extra_data = _test_loader(config, test_data, mode)
+        result = trainer.evaluate(extra_data, load_best_model=False, show_progress=config["show_progress"])
+        extra_test_results[mode] = {"result": dict(result or {}), "group_sizes": dict(trainer.evaluator.group_sizes)}
+        logger.info("\n" + format_grouped_table(result, trainer.evaluator.group_sizes,
+                                                title=f"Test results ({mode}): {config['model']} on {config['dataset']}"))
 
     record = {
         "model": config["model"],
@@ -69,6 +101,7 @@ def train_and_evaluate(config, saved=True, callback_fn=None):
         "test_result": dict(test_result or {}),
         "valid_group_sizes": valid_sizes,
         "test_group_sizes": test_sizes,
+        "extra_test_results": extra_test_results,
         "interrupted": interrupted,
         "timing": {
             "epochs_trained": len(trainer.epoch_seconds),

@@ -4,7 +4,9 @@
 evaluator are the long-tail ones; training itself is untouched.
 """
 
+import os
 import time
+import uuid
 
 import torch
 from recbole.trainer import Trainer
@@ -17,6 +19,10 @@ class LongTailMixin:
 
     def __init__(self, config, model):
         super().__init__(config, model)
+        # RecBole names the checkpoint <model>-<time to the second>.pth: runs started in the same
+        # second (parallel seeds, a benchmark's worker pool) would overwrite and test each other's.
+        stem, suffix = os.path.splitext(self.saved_model_file)
+        self.saved_model_file = f"{stem}-{uuid.uuid4().hex[:8]}{suffix}"
         self.eval_collector = LongTailCollector(config)
         self.evaluator = LongTailEvaluator(config)
         self.epoch_seconds = []

@@ -69,3 +69,18 @@ def test_command_line_arguments_do_not_leak_into_recbole_config(tiny_dataset, fa
     config = make_config("SASRec", "tiny", config_dict=dict(fast_settings, data_path=str(tiny_dataset)))
     assert config["epochs"] == 1 and config["learning_rate"] == 0.001
     assert sys.argv == ["pytest", "--epochs=99", "--learning_rate=0.5"]
+
+
+def test_bert4rec_mask_of_the_last_position_equals_recboles_loop():
+    import torch
+    from recbole.model.sequential_recommender.bert4rec import BERT4Rec
+
+    model = BERT4Rec.__new__(BERT4Rec)
+    model.mask_token = 99
+    item_seq = torch.randint(1, 50, (64, 12))
+    item_seq_len = torch.randint(1, 13, (64,))
+    for row, length in enumerate(item_seq_len):
+        item_seq[row, length:] = 0
+    ours = model.reconstruct_test_data(item_seq.clone(), item_seq_len)
+    theirs = BERT4Rec.recbole_reconstruct_test_data(model, item_seq.clone(), item_seq_len)
+    assert torch.equal(ours, theirs) and (ours == 99).sum() == 64

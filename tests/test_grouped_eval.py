@@ -102,3 +102,38 @@ def test_all_users_numbers_equal_recboles_own(tiny_dataset, fast_settings, mode)
             assert weighted == pytest.approx(ours["test_result"][metric], abs=2e-4)
     record = json.loads(open(ours["results_file"]).read())
     assert record["test_result"] == ours["test_result"] and record["timing"]["epochs_trained"] == 1
+
+
+def test_extra_test_modes_test_the_same_model_under_sampled_protocols(tiny_dataset, fast_settings):
+    settings = dict(fast_settings, data_path=str(tiny_dataset))
+    plain = train_and_evaluate(make_config("SASRec", "tiny", config_dict=settings), saved=False)
+    both = train_and_evaluate(make_config("SASRec", "tiny", config_dict=dict(settings, extra_test_modes=["uni5"])),
+                              saved=False)
+    assert both["test_result"] == plain["test_result"]  # the extra test leaves the main one untouched
+    extra = both["extra_test_results"]["uni5"]
+    assert extra["group_sizes"] == both["test_group_sizes"]
+    # ranking among 100 sampled negatives can only be better than among all items, group by group
+    for key, full_value in both["test_result"].items():
+        assert extra["result"][key] >= full_value, key
+    # 1 positive + 5 sampled negatives: the positive is always in the top 10
+    assert extra["result"]["hit@10"] == 1.0 > both["test_result"]["hit@10"]
+
+
+def test_extra_test_mode_must_sample_uniformly(tiny_dataset, fast_settings):
+    config = make_config("SASRec", "tiny", config_dict=dict(fast_settings, data_path=str(tiny_dataset),
+                                                            extra_test_modes=["pop100"]))
+    with pytest.raises(ValueError, match="pop100"):
+        train_and_evaluate(config, saved=False)
+    assert config["eval_args"]["mode"]["test"] == "full" and config["test_neg_sample_args"]["sample_num"] == "none"
+
+
+def test_runs_started_in_the_same_second_keep_separate_checkpoints(tiny_dataset, fast_settings):
+    from recbole_llmaug.trainer import LongTailTrainer
+
+    config = make_config("SASRec", "tiny", config_dict=dict(fast_settings, data_path=str(tiny_dataset)))
+    dataset = create_dataset(config)
+    train_data, _, _ = data_preparation(config, dataset)
+    model = get_model("SASRec")(config, train_data._dataset)
+    files = {LongTailTrainer(config, model).saved_model_file for _ in range(3)}
+    assert len(files) == 3
+    assert all(f.startswith(str(fast_settings["checkpoint_dir"])) and f.endswith(".pth") for f in files)

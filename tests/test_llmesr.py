@@ -272,6 +272,23 @@ def test_full_sort_predict_equals_predict(data_root, backbone):
     assert torch.allclose(full[torch.arange(len(batch)), items], single, atol=1e-5)
 
 
+def test_predict_on_repeated_rows_as_in_sampled_evaluation(data_root):
+    """uni100 repeats each user's row for every candidate; predict encodes each sequence once."""
+    root, _, _ = data_root
+    _, _, _, _, test, model = build(root)
+    model.eval()
+    batch = batch_of(test)
+    repeats = 5
+    rows = torch.arange(len(batch)).repeat_interleave(repeats)
+    repeated = batch[rows]
+    items = torch.randint(1, model.n_items, (len(repeated),))
+    repeated.interaction["item_id"] = items
+    with torch.no_grad():
+        full = model.full_sort_predict(batch)
+        scores = model.predict(repeated)
+    assert torch.allclose(full[rows, items], scores, atol=1e-5)
+
+
 # ---------------------------------------------------------------------------- training
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_each_backbone_trains_and_evaluates_through_recbole(data_root, backbone):
