@@ -124,17 +124,8 @@ def child(job):
     model, overrides = model_spec(job["name"])
     config_dict = dict(job["config"], **overrides)
     if job["kind"] == "run":
-        from logging import getLogger
-
-        from recbole.utils import init_logger, init_seed
-
-        from recbole_llmaug.config import make_config
-
-        config = make_config(model, job["dataset"], config_dict=config_dict)
-        init_seed(config["seed"], config["reproducibility"])
-        init_logger(config)
-        getLogger().info(config)
-        record = quick_start.train_and_evaluate(config, saved=True, augment=not job.get("no_augment", False))
+        record = quick_start.run_recbole_llmaug(model=model, dataset=job["dataset"], config_dict=config_dict,
+                                                saved=True, augment=not job.get("no_augment", False))
         out = {
             "test_result": {k: float(v) for k, v in record["test_result"].items()},
             "test_group_sizes": record["test_group_sizes"],
@@ -146,7 +137,7 @@ def child(job):
             "total_seconds": record["timing"]["total_seconds"],
             "peak_rss_mb": record["peak_memory"]["cpu_rss_mb"],
             "peak_gpu_mb": record["peak_memory"].get("gpu_mb"),
-            "device": str(config["device"]),
+            "device": str(record["config"]["device"]),
         }
     else:
         out = time_epochs(model, job["dataset"], config_dict, job["epochs"], job.get("no_augment", False))
@@ -160,15 +151,14 @@ def time_epochs(model_name, dataset_name, config_dict, epochs, no_augment=False)
     from recbole.trainer import Trainer
     from recbole.utils import init_seed
 
-    from recbole_llmaug.config import make_config, settings_from_config
+    from recbole_llmaug.config import make_config
+    from recbole_llmaug.quick_start import prepare_augmentations
     from recbole_llmaug.utils import create_dataset, get_model
 
     config = make_config(model_name, dataset_name, config_dict=config_dict)
     model_class = get_model(model_name)
-    if getattr(model_class, "required_augmentations", None) and not no_augment:
-        from recbole_llmaug.augment import ensure_augmented
-
-        ensure_augmented(list(model_class.required_augmentations), settings_from_config(config))
+    if not no_augment:
+        prepare_augmentations(config)
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, _, _ = data_preparation(config, dataset)
@@ -217,9 +207,8 @@ def mean_std(values):
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
-def runs_table(results, args, result_of=lambda run: run["test_result"], empty="pending"):
+def runs_table(results, gpu=False, result_of=lambda run: run["test_result"], empty="pending"):
     header = ["model"] + [f"{g} {m.replace('@10', '')}" for g in GROUPS for m in METRICS] + ["s/epoch", "epochs", "peak RSS MB"]
-    gpu = args.device == "gpu"
     if gpu:
         header.append("peak GPU MB")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -360,10 +349,9 @@ def summarize_logs(args):
             results.setdefault(name, []).append(dict(summary, seed=int(seed)))
     order = [m for m in MAIN_MODELS + ABLATIONS if m in results] + sorted(set(results) - set(MAIN_MODELS + ABLATIONS))
     results = {name: results[name] for name in order}
-    plain = argparse.Namespace(device="cpu")
-    table = runs_table(results, plain, result_of=lambda run: run["best_valid_result"])
+    table = runs_table(results, result_of=lambda run: run["best_valid_result"])
     finished = {name: [r for r in runs if r["finished"]] for name, runs in results.items()}
-    finished_table = runs_table(finished, plain, result_of=lambda run: run["best_valid_result"], empty="cut short")
+    finished_table = runs_table(finished, result_of=lambda run: run["best_valid_result"], empty="cut short")
     path = Path(args.results + "_valid_from_logs")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.with_suffix(".json").write_text(json.dumps(results, indent=1))
@@ -385,9 +373,10 @@ def write_report(args, command, results, started):
                 f"train_batch_size {args.batch_size}, {args.threads} thread(s), "
                 f"{'GPU (CUDA)' if args.device == 'gpu' else 'CPU'}, seed {args.seeds[0]}.")
     else:
-        body = runs_table(results, args)
+        gpu = args.device == "gpu"
+        body = runs_table(results, gpu)
         for mode in args.also_test:
-            extra = runs_table(results, args, result_of=lambda run, mode=mode: run["extra_test_results"][mode])
+            extra = runs_table(results, gpu, result_of=lambda run, mode=mode: run["extra_test_results"][mode])
             body += (f"\n\nThe same best models (selected on `{args.protocol}` validation) tested under `{mode}`:"
                      f"\n\n{extra}")
         where = "GPU (CUDA)" if args.device == "gpu" else "CPU"

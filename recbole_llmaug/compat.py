@@ -43,13 +43,11 @@ def _numpy_aliases():
     import numpy as np
 
     # NumPy 2 also removed the names RecBole's own alias code reads (``np.float_``...); setup.cfg
-    # pins numpy<2, and these keep RecBole importable where another numpy is already installed.
-    for alias, target in {"float_": np.float64, "complex_": np.complex128, "unicode_": np.str_}.items():
-        if alias not in np.__dict__:
-            setattr(np, alias, target)
+    # pins numpy<2, and those keep RecBole importable where another numpy is already installed.
     for alias, target in {
         "bool": np.bool_, "int": np.int_, "float": np.float64, "complex": np.complex128,
         "object": np.object_, "str": np.str_, "long": np.int_, "unicode": np.str_,
+        "float_": np.float64, "complex_": np.complex128, "unicode_": np.str_,
     }.items():
         if alias not in np.__dict__:
             setattr(np, alias, target)

@@ -592,9 +592,9 @@ def run_tune(model, dataset, space_file, config_file_list=None, config_dict=None
         )
 
     # Build/reuse augmented files once here rather than in every trial at the same time.
-    from recbole_llmaug.quick_start import _prepare_augmentations
+    from recbole_llmaug.quick_start import prepare_augmentations
 
-    _prepare_augmentations(config)
+    prepare_augmentations(config)
 
     base_settings = {key: value for key, value in settings.items() if key not in ("model", "dataset")}
     base_settings.update(model=model, dataset=dataset, epochs=max_epochs, show_progress=False)

@@ -22,7 +22,7 @@ def _peak_memory_mb(device):
     return peak
 
 
-def _prepare_augmentations(config):
+def prepare_augmentations(config):
     """Models that need augmented files (``required_augmentations``) get them built or reused."""
     needed = list(getattr(get_model(config["model"]), "required_augmentations", ()) or ())
     if needed:
@@ -60,7 +60,7 @@ def train_and_evaluate(config, saved=True, callback_fn=None, augment=True):
     init_seed(config["seed"], config["reproducibility"])
     logger = getLogger()
     if augment:
-        _prepare_augmentations(config)
+        prepare_augmentations(config)
     dataset = create_dataset(config)
     logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
@@ -121,17 +121,19 @@ def train_and_evaluate(config, saved=True, callback_fn=None, augment=True):
     return record
 
 
-def run_recbole_llmaug(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
+def run_recbole_llmaug(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True,
+                       augment=True):
     """Train and test ``model`` on ``dataset`` like RecBole's ``run_recbole``, with grouped metrics.
 
     Returns the run record: best valid score/result, test result (``hit@10``, ``tail_user/hit@10``, ...),
-    group sizes, timings, peak memory and the path of the JSON record.
+    group sizes, timings, peak memory and the path of the JSON record. ``augment``: see
+    :func:`train_and_evaluate`.
     """
     config = make_config(model, dataset, config_file_list, config_dict)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     getLogger().info(config)
-    return train_and_evaluate(config, saved=saved)
+    return train_and_evaluate(config, saved=saved, augment=augment)
 
 
 def objective_function(config_dict=None, config_file_list=None, saved=True, callback_fn=None):

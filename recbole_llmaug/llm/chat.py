@@ -29,6 +29,11 @@ LOCAL_API_KEY = "local-server-needs-no-key"
 RETRYABLE_ERRORS = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError, openai.APIConnectionError)
 
 
+def redact(text: str, secret: Optional[str]) -> str:
+    """Error texts may echo request details; make sure the key is never among them."""
+    return text.replace(secret, "***") if secret else text
+
+
 class LLMCallError(Exception):
     """A call that still failed after all retries; the caller records it and carries on."""
 
@@ -123,7 +128,7 @@ class ChatClient:
             answer = self._call_with_retries(messages, response_format)
         except openai.BadRequestError as error:
             if response_format is None:
-                raise LLMCallError(self.redact(f"HTTP 400: {error}")) from None
+                raise LLMCallError(redact(f"HTTP 400: {error}", self._secret)) from None
             if self.schema_supported:
                 logger.warning("%s rejected response_format; continuing without schemas (tolerant parsing "
                                "and validation)", self.base_url)
@@ -142,7 +147,7 @@ class ChatClient:
             request["response_format"] = response_format
         response = call_with_retries(
             lambda: self._client.chat.completions.create(**request), self.settings, self.base_url, self.model,
-            self.stats, self.backoff_base, self.backoff_cap, self.redact,
+            self.stats, self.backoff_base, self.backoff_cap, self._secret,
         )
         return self._answer(response)
 
@@ -158,10 +163,6 @@ class ChatClient:
         self.stats.add(calls=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost)
         return ChatAnswer(text, prompt_tokens, completion_tokens, cached=False)
 
-    def redact(self, text: str) -> str:
-        """Error texts may echo request details; make sure the key is never among them."""
-        return text.replace(self._secret, "***") if self._secret else text
-
 
 def backoff_delay(attempt: int, error, base: float, cap: float) -> float:
     """The server's Retry-After when it sends one, else jittered exponential backoff."""
@@ -176,7 +177,7 @@ def backoff_delay(attempt: int, error, base: float, cap: float) -> float:
 
 
 def call_with_retries(call, llm: LLMSettings, base_url: str, model: str, stats: "CallStats",
-                      backoff_base: float, backoff_cap: float, redact):
+                      backoff_base: float, backoff_cap: float, secret: Optional[str]):
     """``call()`` retried on rate limits, 5xx, timeouts and dropped connections.
 
     Exhausted retries and other HTTP errors become :class:`LLMCallError` (one request failed);
@@ -189,7 +190,7 @@ def call_with_retries(call, llm: LLMSettings, base_url: str, model: str, stats: 
             return call()
         except RETRYABLE_ERRORS as error:
             if attempt + 1 == attempts:
-                raise LLMCallError(redact(f"{type(error).__name__} after {attempts} attempt(s): {error}")) from None
+                raise LLMCallError(redact(f"{type(error).__name__} after {attempts} attempt(s): {error}", secret)) from None
             stats.add(retries=1)
             delay = backoff_delay(attempt, error, backoff_base, backoff_cap)
             logger.debug("retrying in %.2fs after %s", delay, type(error).__name__)
@@ -208,7 +209,7 @@ def call_with_retries(call, llm: LLMSettings, base_url: str, model: str, stats: 
         except openai.BadRequestError:
             raise
         except openai.APIStatusError as error:
-            raise LLMCallError(redact(f"HTTP {error.status_code}: {error}")) from None
+            raise LLMCallError(redact(f"HTTP {error.status_code}: {error}", secret)) from None
     raise AssertionError("unreachable")
 
 

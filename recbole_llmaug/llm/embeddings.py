@@ -91,13 +91,10 @@ class OpenAIEmbedder:
         self._client = openai.OpenAI(base_url=self._base_url, api_key=self._secret or "no-key-configured",
                                      timeout=llm.timeout, max_retries=0)
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
-
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         response = call_with_retries(
             lambda: self._client.embeddings.create(model=self.model_name, input=list(texts)),
-            self._llm, self._base_url, self.model_name, self.stats, self._backoff_base, 60.0, self._redact,
+            self._llm, self._base_url, self.model_name, self.stats, self._backoff_base, 60.0, self._secret,
         )
         rows = sorted(response.data, key=lambda row: row.index)
         vectors = np.asarray([row.embedding for row in rows], dtype=np.float32)
