@@ -145,6 +145,22 @@ def test_loaders_skip_unknown_tokens_and_self(tmp_path):
         load_item_embeddings(str(tmp_path / "none"), {}, 1)
 
 
+def test_model_import_does_not_load_the_llm_layer():
+    """The model reads the augmentor's files through augment.atomic; the LLM layer (openai, the
+    local server) stays out of its import path, as on a GPU machine that lacks them."""
+    import subprocess
+
+    code = (
+        "import sys; import recbole_llmaug.model.sequential_recommender.llmesr; "
+        "print(sorted(m for m in sys.modules if m == 'openai' or m.startswith('recbole_llmaug.llm')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+    from recbole_llmaug.augment import run_augmentor  # still there, on first use
+
+    assert callable(run_augmentor)
+
+
 def test_pca_initialisation_matches_sklearn(data_root):
     from sklearn.decomposition import PCA
 

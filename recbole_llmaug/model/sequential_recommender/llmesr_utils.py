@@ -6,9 +6,9 @@ Kept apart from the model so that the tests can check each piece on its own.
 import os
 
 import numpy as np
-import pandas as pd
 import torch
 
+from recbole_llmaug.augment.atomic import read_atomic
 from recbole_llmaug.config import augmented_folder, settings_from_config
 
 ITEM_EMB_SUFFIX = "itememb"
@@ -29,8 +29,8 @@ def _missing(path, what):
 
 
 def _read_two_columns(path):
-    """Atomic file with a header and two tab-separated columns, read as strings."""
-    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3, engine="c")
+    """The first two columns of an augmentor's atomic file, as strings."""
+    frame = read_atomic(path).frame
     if frame.shape[1] < 2:
         raise ValueError(f"'{path}' must have two tab-separated columns, found {list(frame.columns)}")
     return frame.iloc[:, 0].tolist(), frame.iloc[:, 1].tolist()
