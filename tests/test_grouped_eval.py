@@ -137,3 +137,29 @@ def test_runs_started_in_the_same_second_keep_separate_checkpoints(tiny_dataset,
     files = {LongTailTrainer(config, model).saved_model_file for _ in range(3)}
     assert len(files) == 3
     assert all(f.startswith(str(fast_settings["checkpoint_dir"])) and f.endswith(".pth") for f in files)
+
+
+@pytest.mark.parametrize("model_name", ["SASRec", "GRU4Rec", "BERT4Rec"])
+@pytest.mark.parametrize("split", [{"LS": "valid_and_test"}, {"RS": [0.6, 0.2, 0.2]}])
+def test_sampled_scores_of_sequential_models_equal_recboles(tiny_dataset, fast_settings, model_name, split):
+    """uniN scores from one full ranking per user equal RecBole's one-row-per-candidate scores; with
+    several test rows per user (RS split) the rows hold different sequences and RecBole's path is kept."""
+    from recbole_llmaug.trainer import with_longtail
+
+    config = make_config(model_name, "tiny", config_dict=dict(
+        fast_settings, data_path=str(tiny_dataset),
+        eval_args={"split": split, "order": "TO", "group_by": "user", "mode": "uni5"}))
+    init_seed(config["seed"], config["reproducibility"])
+    train, _, test = data_preparation(config, create_dataset(config))
+    model = get_model(model_name)(config, train._dataset).eval()
+    ours, theirs = with_longtail(Trainer)(config, model), Trainer(config, model)
+    ours.prepare_groups(train)
+    ours.tot_item_num = theirs.tot_item_num = test._dataset.item_num
+    several_rows = False
+    with torch.no_grad():
+        for batch in test:
+            several_rows |= len(batch[2]) > int(batch[2][-1]) + 1
+            fast, slow = ours._neg_sample_batch_eval(batch)[1], theirs._neg_sample_batch_eval(batch)[1]
+            assert torch.equal(torch.isinf(fast), torch.isinf(slow))
+            assert torch.allclose(fast[~torch.isinf(fast)], slow[~torch.isinf(slow)], atol=1e-5)
+    assert several_rows == ("RS" in split)
