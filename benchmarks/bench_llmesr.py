@@ -6,8 +6,8 @@ Two sub-commands, each run in a fresh subprocess per (model, seed) so that peak 
 * ``run``: train + test through ``run_recbole_llmaug`` (leave-one-out, RecBole's full ranking or
   ``uni100``), grouped metrics (overall, tail/head users, tail/head items), several seeds, mean and
   spread. Writes ``benchmarks/results/llmesr[_<protocol>].md`` and ``.json``. ``--also_test uni100``
-  tests the same best models under a second protocol too (``extra_test_modes``), written to
-  ``llmesr_<protocol>-then-<mode>.md``: one training gives both tables.
+  tests the same best models under a second protocol too (``extra_test_modes``), as a second table
+  in the same report: one training gives both tables.
 
 * ``logs``: the grouped validation table (best epoch of each run, mean and spread over seeds) rebuilt
   from ``<work_dir>/logs``, e.g. from a GPU machine's logs when records did not come back.

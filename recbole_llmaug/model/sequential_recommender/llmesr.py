@@ -433,8 +433,9 @@ class LLMESR(SequentialRecommender):
     def predict(self, interaction):
         item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         sem_table = self.semantic_item_table() if self.use_semantic else None
-        # Sampled evaluation (uni100) repeats each user's row for its 101 candidates: encode each
-        # distinct sequence once (exact, ~100x less work) and share the representation.
+        # Rows that repeat a sequence for several candidates (sampled evaluation where the trainer
+        # keeps RecBole's path: users with several test rows; direct callers): encode each distinct
+        # sequence once and share the representation (exact).
         rows = torch.cat([item_seq, item_seq_len.unsqueeze(1)], dim=1)
         distinct, inverse = torch.unique(rows, dim=0, return_inverse=True)
         user = self.forward(distinct[:, :-1], distinct[:, -1], sem_table)[inverse]
