@@ -9,6 +9,10 @@ Two sub-commands, each run in a fresh subprocess per (model, seed) so that peak 
   tests the same best models under a second protocol too (``extra_test_modes``), as a second table
   in the same report: one training gives both tables.
 
+* ``retest``: test saved runs again from their checkpoints (``--records``: the runs' JSON records)
+  under further protocols (``--modes``, e.g. ``full uni100``), without retraining; ``full`` must
+  give each run's recorded test result again, and the report says whether it does.
+
 * ``logs``: the grouped validation table (best epoch of each run, mean and spread over seeds) rebuilt
   from ``<work_dir>/logs``, e.g. from a GPU machine's logs when records did not come back.
 
@@ -19,6 +23,7 @@ repository: ``--work_dir`` gets symbolic links to its files plus the augmentor's
     python benchmarks/bench_llmesr.py run --epochs 30 --seeds 2020 2021 2022 --protocol full
     python benchmarks/bench_llmesr.py run --epochs 30 --seeds 2020 2021 2022 --protocol uni100
     python benchmarks/bench_llmesr.py run --device gpu --jobs 12 --also_test uni100 ...   # on a GPU machine
+    python benchmarks/bench_llmesr.py retest --records <records_dir>/*.json --modes full uni100 --results ...
 
 Model names: RecBole backbones ``SASRec GRU4Rec BERT4Rec``; ``LLMESR-<backbone>``; ablations
 ``LLMESR-SASRec-noSD`` (alpha 0), ``-noSem`` (no semantic view), ``-noCF`` (no collaborative view),
@@ -80,6 +85,17 @@ def model_spec(name):
     return "LLMESR", dict(BACKBONE_MATCH[backbone], **VARIANTS[variant])
 
 
+def name_of_record(record):
+    """The benchmark's model name (``SASRec``, ``LLMESR-GRU4Rec``, ``LLMESR-SASRec-noSD``...) of a run record."""
+    config = record["config"]
+    if record["model"] != "LLMESR":
+        return record["model"]
+    backbone = config["backbone"]
+    matching = [v for v, options in VARIANTS.items() if all(config.get(k) == x for k, x in options.items())]
+    variant = max(matching, key=lambda v: len(VARIANTS[v]))  # 'base' over 'noSD' when both match
+    return f"LLMESR-{backbone}" + (f"-{variant}" if variant else "")
+
+
 def prepare_work_dir(args):
     """``<work_dir>/<dataset>/`` with links to the shared files (the augmentor writes next to them)."""
     source = Path(args.data_path).expanduser().resolve() / args.dataset
@@ -123,7 +139,21 @@ def child(job):
     torch.autograd.set_detect_anomaly(False)
     model, overrides = model_spec(job["name"])
     config_dict = dict(job["config"], **overrides)
-    if job["kind"] == "run":
+    if job["kind"] == "retest":
+        record = json.loads(Path(job["record"]).read_text())
+        tests = quick_start.test_saved_model(record["checkpoint"], modes=job["modes"])
+        out = {
+            "tests": {mode: {"result": {k: float(v) for k, v in test["result"].items()},
+                             "group_sizes": test["group_sizes"]} for mode, test in tests.items()},
+            "recorded_test_result": record["test_result"],
+            "seed": record["config"]["seed"],
+            "checkpoint": record["checkpoint"],
+            # of the training run, from its record
+            "seconds_per_epoch": record["timing"]["seconds_per_epoch"],
+            "epochs_trained": record["timing"]["epochs_trained"],
+            "peak_rss_mb": record["peak_memory"]["cpu_rss_mb"],
+        }
+    elif job["kind"] == "run":
         record = quick_start.run_recbole_llmaug(model=model, dataset=job["dataset"], config_dict=config_dict,
                                                 saved=True, augment=not job.get("no_augment", False))
         out = {
@@ -256,7 +286,7 @@ def main():
         child(json.loads(sys.argv[2]))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["timing", "run", "logs"],
+    parser.add_argument("command", choices=["timing", "run", "retest", "logs"],
                         help="logs: summarise the run logs under <work_dir>/logs (best validation epoch of each run)")
     parser.add_argument("--models", nargs="+", default=None, help=f"default: {' '.join(MAIN_MODELS + ABLATIONS)}")
     parser.add_argument("--seeds", nargs="+", type=int, default=[2020, 2021, 2022])
@@ -273,6 +303,9 @@ def main():
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each a subprocess; e.g. 12 on one GPU)")
     parser.add_argument("--also_test", nargs="*", default=[], metavar="MODE",
                         help="run: also test the best model under these eval modes (e.g. uni100)")
+    parser.add_argument("--records", nargs="+", default=[], metavar="JSON",
+                        help="retest: run records (results_dir/*.json) whose checkpoints to test again")
+    parser.add_argument("--modes", nargs="+", default=["full", "uni100"], help="retest: eval modes")
     parser.add_argument("--no_augment", action="store_true",
                         help="use the augmented files already in --work_dir as they are, without the augmentor's "
                              "freshness check (e.g. on a machine that has its outputs but not its inputs or models)")
@@ -281,6 +314,9 @@ def main():
     args = parser.parse_args()
     if args.command == "logs":
         summarize_logs(args)
+        return
+    if args.command == "retest":
+        retest(args)
         return
     args.work_dir = prepare_work_dir(args)
     if args.command == "timing":
@@ -316,6 +352,58 @@ def main():
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for future in [pool.submit(one, seed, name) for seed, name in queue]:
             future.result()
+
+
+# ------------------------------------------------------------------------------------------ retest
+def retest(args):
+    """Each record's checkpoint tested again under ``--modes``, one subprocess per run."""
+    records = {path: json.loads(Path(path).read_text()) for path in args.records}
+    missing = [path for path, record in records.items() if not record.get("checkpoint")]
+    if missing:
+        raise SystemExit(f"no checkpoint in {', '.join(missing)} (run with saved=True)")
+    order = {name: i for i, name in enumerate(MAIN_MODELS + ABLATIONS)}
+    names = sorted({name_of_record(r) for r in records.values()}, key=lambda n: (order.get(n, len(order)), n))
+    results = {name: [] for name in names}
+    command = "python benchmarks/bench_llmesr.py " + " ".join(sys.argv[1:])
+    started = time.time()
+    lock = threading.Lock()
+
+    def one(path):
+        name, seed = name_of_record(records[path]), records[path]["config"]["seed"]
+        print(f"retest {name} seed={seed} ...", flush=True)
+        job = {"kind": "retest", "name": name, "seed": seed, "threads": args.threads, "record": path,
+               "modes": args.modes}
+        out = spawn(job, args)
+        with lock:
+            results[name].append(out)
+            results[name].sort(key=lambda r: r["seed"] if r else 0)
+            write_retest_report(args, command, results, started)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for future in [pool.submit(one, path) for path in records]:
+            future.result()
+
+
+def write_retest_report(args, command, results, started):
+    path = Path(args.results + "_retest")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".json").write_text(json.dumps({"command": command, "results": results}, indent=1))
+    body = []
+    for mode in args.modes:
+        table = runs_table(results, result_of=lambda run, mode=mode: run["tests"][mode]["result"])
+        body.append(f"Tested under `{mode}`:\n\n{table}")
+    if "full" in args.modes:
+        checks = [f"{name} seed {r['seed']}: "
+                  + ("identical" if r["tests"]["full"]["result"] == r["recorded_test_result"] else "DIFFERENT")
+                  for name, runs in results.items() for r in runs if r]
+        body.append("Full ranking again vs the run's recorded test result (the checkpoint is the run's model):\n\n"
+                    + "\n".join(f"- {line}" for line in checks))
+    what = (f"Saved runs tested again from their checkpoints (no retraining), H@10 / N@10 on the test set, mean ± "
+            f"std over the runs' seeds; sampled modes draw their negatives after reseeding with the run's seed. "
+            f"s/epoch, epochs and peak RSS are the training runs' own, from their records.")
+    text = (f"# LLM-ESR benchmark (retest)\n\n{what}\n\nCommand: `{command}`\n\n" + "\n\n".join(body)
+            + f"\n\nElapsed: {time.time() - started:.0f}s\n")
+    path.with_suffix(".md").write_text(text)
 
 
 # ------------------------------------------------------------------------------------------ logs

@@ -51,6 +51,19 @@ def _test_loader(config, test_data, mode):
         config["test_neg_sample_args"] = saved_neg
 
 
+def _test_under(config, trainer, test_data, mode):
+    """The trainer's current model tested under eval ``mode``; returns its result and group sizes.
+
+    The sampler is reseeded with the run's seed first, so every model of a seed (and a later
+    :func:`test_saved_model` of the same checkpoint) meets the same sampled negatives."""
+    init_seed(config["seed"], config["reproducibility"])
+    result = trainer.evaluate(_test_loader(config, test_data, mode), load_best_model=False,
+                              show_progress=config["show_progress"])
+    getLogger().info("\n" + format_grouped_table(result, trainer.evaluator.group_sizes,
+                                                 title=f"Test results ({mode}): {config['model']} on {config['dataset']}"))
+    return {"result": dict(result or {}), "group_sizes": dict(trainer.evaluator.group_sizes)}
+
+
 def train_and_evaluate(config, saved=True, callback_fn=None, augment=True):
     """Data -> model -> RecBole trainer with grouped evaluation; returns a result record.
 
@@ -84,13 +97,7 @@ def train_and_evaluate(config, saved=True, callback_fn=None, augment=True):
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
     test_sizes = dict(trainer.evaluator.group_sizes)
     # The same best model tested under further protocols (e.g. the papers' uni100): no second training.
-    extra_test_results = {}
-    for mode in config["extra_test_modes"] or []:
-        extra_data = _test_loader(config, test_data, mode)
-        result = trainer.evaluate(extra_data, load_best_model=False, show_progress=config["show_progress"])
-        extra_test_results[mode] = {"result": dict(result or {}), "group_sizes": dict(trainer.evaluator.group_sizes)}
-        logger.info("\n" + format_grouped_table(result, trainer.evaluator.group_sizes,
-                                                title=f"Test results ({mode}): {config['model']} on {config['dataset']}"))
+    extra_test_results = {mode: _test_under(config, trainer, test_data, mode) for mode in config["extra_test_modes"] or []}
 
     record = {
         "model": config["model"],
@@ -156,3 +163,35 @@ def objective_function(config_dict=None, config_file_list=None, saved=True, call
         "test_result": record["test_result"],
         "test_groups": split_result(record["test_result"]),
     }
+
+
+def load_data_and_model(model_file):
+    """RecBole's ``load_data_and_model`` for checkpoints of our models as well as RecBole's.
+
+    Rebuilds the checkpoint's own config, dataset and split (augmented files are read as they are
+    on disk) and the model with its trained weights. A GPU checkpoint loads on CPU where there is
+    no GPU. Returns ``config, model, dataset, train_data, valid_data, test_data``."""
+    checkpoint = torch.load(model_file, map_location="cpu", weights_only=False)  # RecBole pickles its Config
+    config = checkpoint["config"]
+    if str(config["device"]).startswith("cuda") and not torch.cuda.is_available():
+        config["use_gpu"], config["device"] = False, torch.device("cpu")
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    model.load_state_dict(checkpoint["state_dict"])
+    model.load_other_parameter(checkpoint.get("other_parameter"))
+    return config, model, dataset, train_data, valid_data, test_data
+
+
+def test_saved_model(model_file, modes=("full",)):
+    """Test a saved checkpoint under each eval mode ('full', 'uni100', ...), with grouped metrics.
+
+    For protocols a run did not test (e.g. the papers' uni100 for a run trained and tested with full
+    ranking): no retraining. Returns ``{mode: {"result": ..., "group_sizes": ...}}``; under the same
+    mode the numbers equal the run's own ``extra_test_results`` (same seeded negatives)."""
+    config, model, _, train_data, _, test_data = load_data_and_model(model_file)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer.prepare_groups(train_data)
+    return {mode: _test_under(config, trainer, test_data, mode) for mode in modes}
