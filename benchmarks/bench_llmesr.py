@@ -137,8 +137,9 @@ def child(job):
     from recbole_llmaug import quick_start  # noqa: F401  (applies the RecBole compatibility fixes)
 
     torch.autograd.set_detect_anomaly(False)
-    model, overrides = model_spec(job["name"])
-    config_dict = dict(job["config"], **overrides)
+    if job["kind"] != "retest":
+        model, overrides = model_spec(job["name"])
+        config_dict = dict(job["config"], **overrides)
     if job["kind"] == "retest":
         record = json.loads(Path(job["record"]).read_text())
         tests = quick_start.test_saved_model(record["checkpoint"], modes=job["modes"])
