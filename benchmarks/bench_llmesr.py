@@ -137,24 +137,12 @@ def child(job):
     from recbole_llmaug import quick_start  # noqa: F401  (applies the RecBole compatibility fixes)
 
     torch.autograd.set_detect_anomaly(False)
-    if job["kind"] != "retest":
-        model, overrides = model_spec(job["name"])
-        config_dict = dict(job["config"], **overrides)
     if job["kind"] == "retest":
-        record = json.loads(Path(job["record"]).read_text())
-        tests = quick_start.test_saved_model(record["checkpoint"], modes=job["modes"])
-        out = {
-            "tests": {mode: {"result": {k: float(v) for k, v in test["result"].items()},
-                             "group_sizes": test["group_sizes"]} for mode, test in tests.items()},
-            "recorded_test_result": record["test_result"],
-            "seed": record["config"]["seed"],
-            "checkpoint": record["checkpoint"],
-            # of the training run, from its record
-            "seconds_per_epoch": record["timing"]["seconds_per_epoch"],
-            "epochs_trained": record["timing"]["epochs_trained"],
-            "peak_rss_mb": record["peak_memory"]["cpu_rss_mb"],
-        }
-    elif job["kind"] == "run":
+        Path(job["out"]).write_text(json.dumps(retest_one(job)))
+        return
+    model, overrides = model_spec(job["name"])
+    config_dict = dict(job["config"], **overrides)
+    if job["kind"] == "run":
         record = quick_start.run_recbole_llmaug(model=model, dataset=job["dataset"], config_dict=config_dict,
                                                 saved=True, augment=not job.get("no_augment", False))
         out = {
@@ -173,6 +161,25 @@ def child(job):
     else:
         out = time_epochs(model, job["dataset"], config_dict, job["epochs"], job.get("no_augment", False))
     Path(job["out"]).write_text(json.dumps(out))
+
+
+def retest_one(job):
+    """One run's checkpoint tested again under ``job["modes"]``, with its record's training cost."""
+    from recbole_llmaug.quick_start import evaluate_saved_model
+
+    record = json.loads(Path(job["record"]).read_text())
+    tests = evaluate_saved_model(record["checkpoint"], modes=job["modes"])
+    return {
+        "tests": {mode: {"result": {k: float(v) for k, v in test["result"].items()},
+                         "group_sizes": test["group_sizes"]} for mode, test in tests.items()},
+        "recorded_test_result": record["test_result"],
+        "seed": record["config"]["seed"],
+        "checkpoint": record["checkpoint"],
+        # of the training run, from its record
+        "seconds_per_epoch": record["timing"]["seconds_per_epoch"],
+        "epochs_trained": record["timing"]["epochs_trained"],
+        "peak_rss_mb": record["peak_memory"]["cpu_rss_mb"],
+    }
 
 
 def time_epochs(model_name, dataset_name, config_dict, epochs, no_augment=False):

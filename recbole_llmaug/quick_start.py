@@ -55,7 +55,7 @@ def _test_under(config, trainer, test_data, mode):
     """The trainer's current model tested under eval ``mode``; returns its result and group sizes.
 
     The sampler is reseeded with the run's seed first, so every model of a seed (and a later
-    :func:`test_saved_model` of the same checkpoint) meets the same sampled negatives."""
+    :func:`evaluate_saved_model` of the same checkpoint) meets the same sampled negatives."""
     init_seed(config["seed"], config["reproducibility"])
     result = trainer.evaluate(_test_loader(config, test_data, mode), load_best_model=False,
                               show_progress=config["show_progress"])
@@ -185,7 +185,7 @@ def load_data_and_model(model_file):
     return config, model, dataset, train_data, valid_data, test_data
 
 
-def test_saved_model(model_file, modes=("full",)):
+def evaluate_saved_model(model_file, modes=("full",)):
     """Test a saved checkpoint under each eval mode ('full', 'uni100', ...), with grouped metrics.
 
     For protocols a run did not test (e.g. the papers' uni100 for a run trained and tested with full

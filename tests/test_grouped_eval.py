@@ -12,7 +12,7 @@ from recbole.utils import init_seed
 
 from recbole_llmaug.config import make_config
 from recbole_llmaug.evaluator import LongTailCollector, LongTailEvaluator, LongTailGroups, pareto_threshold
-from recbole_llmaug.quick_start import test_saved_model, train_and_evaluate
+from recbole_llmaug.quick_start import evaluate_saved_model, train_and_evaluate
 from recbole_llmaug.utils import get_model
 
 
@@ -120,14 +120,14 @@ def test_extra_test_modes_test_the_same_model_under_sampled_protocols(tiny_datas
 
 
 def test_a_saved_run_tests_again_to_its_own_numbers(tiny_dataset, fast_settings):
-    """``test_saved_model`` rebuilds data and model from the checkpoint alone: full ranking gives the
+    """``evaluate_saved_model`` rebuilds data and model from the checkpoint alone: full ranking gives the
     run's test result, and a sampled mode the run's own extra test (same seeded negatives)."""
     # BPR with a sampled negative: training draws from the sampler's random stream, as many models do
     settings = dict(fast_settings, data_path=str(tiny_dataset), epochs=2, extra_test_modes=["uni3"], loss_type="BPR",
                     train_neg_sample_args={"distribution": "uniform", "sample_num": 1, "alpha": 1.0,
                                            "dynamic": False, "candidate_num": 0})
     record = train_and_evaluate(make_config("SASRec", "tiny", config_dict=settings), saved=True)
-    again = test_saved_model(record["checkpoint"], modes=["full", "uni3"])
+    again = evaluate_saved_model(record["checkpoint"], modes=["full", "uni3"])
     assert again["full"]["result"] == record["test_result"]
     assert again["full"]["group_sizes"] == record["test_group_sizes"]
     assert again["uni3"]["result"] == record["extra_test_results"]["uni3"]["result"]

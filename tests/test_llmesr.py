@@ -486,9 +486,9 @@ def test_batch_without_last_rows_gives_a_zero_loss_of_the_same_form(data_root):
 
 def test_saved_llmesr_run_tests_again_to_its_own_numbers(tmp_path):
     """A saved LLM-ESR run (semantic table, similar users, teacher) rebuilt from its checkpoint alone
-    by ``test_saved_model`` gives the run's own test numbers, full and sampled."""
+    by ``evaluate_saved_model`` gives the run's own test numbers, full and sampled."""
     from recbole_llmaug.config import make_config as make_llmaug_config
-    from recbole_llmaug.quick_start import test_saved_model, train_and_evaluate
+    from recbole_llmaug.quick_start import evaluate_saved_model, train_and_evaluate
 
     write_fixture(str(tmp_path))
     settings = dict(data_path=str(tmp_path), hidden_size=16, inner_size=32, epochs=2, train_batch_size=16,
@@ -496,6 +496,6 @@ def test_saved_llmesr_run_tests_again_to_its_own_numbers(tmp_path):
                     checkpoint_dir=str(tmp_path / "saved"), results_dir=None, extra_test_modes=["uni3"],
                     load_col={"inter": ["user_id", "item_id", "timestamp"]})
     record = train_and_evaluate(make_llmaug_config("LLMESR", "tiny", config_dict=settings), augment=False)
-    again = test_saved_model(record["checkpoint"], modes=["full", "uni3"])
+    again = evaluate_saved_model(record["checkpoint"], modes=["full", "uni3"])
     assert again["full"]["result"] == record["test_result"]
     assert again["uni3"]["result"] == record["extra_test_results"]["uni3"]["result"]
