@@ -64,6 +64,16 @@ def _test_under(config, trainer, test_data, mode):
     return {"result": dict(result or {}), "group_sizes": dict(trainer.evaluator.group_sizes)}
 
 
+def _data_and_model(config):
+    """Dataset, split and a fresh model, built and seeded as RecBole's ``run_recbole`` does; shared by
+    training and :func:`load_data_and_model` so that a checkpoint is rebuilt exactly as it was trained."""
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    return dataset, train_data, valid_data, test_data, model
+
+
 def train_and_evaluate(config, saved=True, callback_fn=None, augment=True):
     """Data -> model -> RecBole trainer with grouped evaluation; returns a result record.
 
@@ -74,12 +84,8 @@ def train_and_evaluate(config, saved=True, callback_fn=None, augment=True):
     logger = getLogger()
     if augment:
         prepare_augmentations(config)
-    dataset = create_dataset(config)
+    dataset, train_data, valid_data, test_data, model = _data_and_model(config)
     logger.info(dataset)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
 
@@ -176,10 +182,7 @@ def load_data_and_model(model_file):
     if str(config["device"]).startswith("cuda") and not torch.cuda.is_available():
         config["use_gpu"], config["device"] = False, torch.device("cpu")
     init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    dataset, train_data, valid_data, test_data, model = _data_and_model(config)
     model.load_state_dict(checkpoint["state_dict"])
     model.load_other_parameter(checkpoint.get("other_parameter"))
     return config, model, dataset, train_data, valid_data, test_data
