@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "pip>=23,<26"
 	$(PY) -m pip install -q $(TORCH_SPEC)

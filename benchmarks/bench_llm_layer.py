@@ -60,7 +60,7 @@ def timed(function, *args):
 
 def selection_requests(settings, count, seed=0):
     """Next-item prompts from real histories: 5 recent titles, 10 candidates incl. the true next item."""
-    from recbole_llmaug.augment.dataset import DatasetFiles
+    from recbole_llmaug.augment.files import DatasetFiles
     from recbole_llmaug.augment.text import clean_value, recbole_filtered, training_histories
     from recbole_llmaug.llm import SelectionRequest
 

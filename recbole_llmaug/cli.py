@@ -66,7 +66,12 @@ def main(argv=None):
             from recbole_llmaug.augment import run_augmentor
             from recbole_llmaug.config import load_settings
 
-            run_augmentor(args.augment, load_settings(args.dataset, args.model, config_files, overrides))
+            settings = load_settings(args.dataset, args.model, config_files, overrides)
+            if args.model:  # the model's type decides which split the training histories follow
+                from recbole_llmaug.utils import get_model
+
+                settings["MODEL_TYPE"] = get_model(args.model).type
+            run_augmentor(args.augment, settings)
             return 0
         if not args.model:
             raise UserError("No model given. Add --model=NAME (for example --model=SASRec).")

@@ -1,6 +1,10 @@
-"""Compatibility fixes for RecBole 1.2.1 on a current Python/torch stack, applied on import.
+"""Compatibility fixes for RecBole 1.2.1 on a current Python/torch stack, applied on import, and the
+only place where this package touches RecBole's private names.
 
-Each fix is small, scoped to RecBole, and tested in ``tests/test_compat.py``.
+Each fix is small, scoped to RecBole, and tested in ``tests/test_compat.py``. Everything else in the
+package uses RecBole's public API plus the helpers below (``recbole_yaml_loader``,
+``loader_under_mode``, ``unique_checkpoint_name``, ``honour_data_path``), so that a RecBole upgrade
+is checked here and nowhere else.
 Version-level problems are fixed by pins in ``setup.cfg`` instead (see the README):
 ``numpy<2`` (RecBole's ``np.float_``, Ray's ``np.bool8``), ``pandas<3`` (RecBole's
 ``fillna(inplace=True)`` is a no-op there), ``scipy<1.13`` (``dok_matrix._update`` used by
@@ -8,8 +12,11 @@ LightGCN/NGCF), ``setuptools<81`` (Ray 2.6 imports ``pkg_resources``), ``pyarrow
 """
 
 import contextlib
+import os
 import sys
 import types
+import uuid
+import warnings
 
 import torch
 
@@ -70,6 +77,9 @@ def apply():
     if _applied:
         return
     _numpy_aliases()
+    # Ray 2.6 (imported by RecBole's quick_start) warns on import that pkg_resources is deprecated:
+    # noise on every command line; the pin setuptools<81 keeps it working.
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
     # Importing RecBole's sequential models runs ``torch.autograd.set_detect_anomaly(True)``
     # (in sine.py) for the whole process, which makes SASRec ~30% and GRU4Rec ~65% slower.
@@ -101,3 +111,46 @@ def isolated_argv():
         yield
     finally:
         sys.argv = saved
+
+
+def recbole_yaml_loader():
+    """RecBole's yaml loader (reads ``1e-3`` as a float, where plain PyYAML reads a string)."""
+    from recbole.config import Config
+
+    return Config._build_yaml_loader(None)
+
+
+def honour_data_path(config, dataset_folder):
+    """RecBole points ``ml-100k`` at its bundled copy whatever ``data_path`` says; point it at ours."""
+    config.final_config_dict["data_path"] = str(dataset_folder)
+
+
+def unique_checkpoint_name(trainer):
+    """Give ``trainer`` a checkpoint file name no other run can take.
+
+    RecBole names it ``<model>-<time to the second>.pth``: runs started in the same second (parallel
+    seeds, a benchmark's worker pool) would overwrite and test each other's checkpoints."""
+    stem, suffix = os.path.splitext(trainer.saved_model_file)
+    trainer.saved_model_file = f"{stem}-{uuid.uuid4().hex[:8]}{suffix}"
+
+
+def loader_under_mode(config, eval_data, mode):
+    """A new evaluation loader over ``eval_data``'s users and sampler under eval ``mode`` ('full',
+    'uni100', ...).
+
+    Both protocols draw negatives uniformly from the same sampler; the mode only sets how many.
+    RecBole reads the mode from ``config`` (through a private setter), so it is swapped in for the
+    build and restored."""
+    from recbole.data.utils import get_dataloader
+
+    eval_args = config["eval_args"]
+    saved_mode, saved_neg = dict(eval_args["mode"]), config["test_neg_sample_args"]
+    eval_args["mode"] = dict(saved_mode, test=mode)
+    try:
+        config._set_eval_neg_sample_args("test")
+        if config["test_neg_sample_args"]["distribution"] != "uniform" or eval_data._sampler is None:
+            raise ValueError(f"extra_test_modes: '{mode}' is not supported; use full or uni<N> (e.g. uni100)")
+        return get_dataloader(config, "test")(config, eval_data.dataset, eval_data._sampler, shuffle=False)
+    finally:
+        eval_args["mode"] = saved_mode
+        config["test_neg_sample_args"] = saved_neg

@@ -1,52 +1,20 @@
-"""Configuration: our property files layered the RecBole way, and a RecBole ``Config`` built from them.
+"""The Config layer: our property files layered the RecBole way, and a RecBole ``Config`` built from them.
 
 Order (later wins): ``properties/overall.yaml`` -> ``properties/dataset/<dataset>.yaml`` ->
 ``properties/model/<model>.yaml`` -> the user's ``--config_files`` -> ``--key=value`` overrides.
-RecBole's own defaults for its models sit underneath all of them.
+RecBole's own defaults for its models sit underneath all of them. The yaml files are the only
+place where our defaults are written (see :mod:`recbole_llmaug.defaults`).
 """
 
 import ast
-import os
 from pathlib import Path
 
-import yaml
+from recbole_llmaug.compat import honour_data_path, isolated_argv
+from recbole_llmaug.data.folders import check_dataset, dataset_dir, default_data_path
+from recbole_llmaug.defaults import properties_dir, read_yaml
+from recbole_llmaug.options import validate
 
-from recbole_llmaug.compat import isolated_argv
-from recbole_llmaug.errors import UserError
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PROPERTIES_DIR = REPO_ROOT / "properties"
-DEFAULT_DATA_PATH = REPO_ROOT / "dataset_atomic"
-
-
-def _yaml_loader():
-    """RecBole's loader: reads ``1e-3`` as a float (plain PyYAML reads it as a string)."""
-    from recbole.config import Config
-
-    return Config._build_yaml_loader(None)
-
-
-def read_yaml(path):
-    """Read one property file; a syntax error names the file and the line."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"Config file '{path}' does not exist. Check the path given to --config_files.")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            content = yaml.load(handle.read(), Loader=_yaml_loader())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise UserError(
-            f"Config file '{path}' is not valid YAML{where}: {problem}. "
-            "Fix the file (RecBole property files are flat 'key: value' YAML)."
-        ) from None
-    if content is None:
-        return {}
-    if not isinstance(content, dict):
-        raise UserError(f"Config file '{path}' must hold 'key: value' pairs, not a {type(content).__name__}.")
-    return content
+__all__ = ["load_settings", "make_config", "parse_override", "property_files", "read_yaml", "settings_from_config"]
 
 
 def parse_override(text):
@@ -66,45 +34,48 @@ def parse_override(text):
 
 def property_files(dataset, model=None):
     """Our property files that apply to ``dataset`` and ``model``, in load order."""
-    files = [PROPERTIES_DIR / "overall.yaml", PROPERTIES_DIR / "dataset" / f"{dataset}.yaml"]
+    folder = properties_dir()
+    files = [folder / "overall.yaml", folder / "dataset" / f"{dataset}.yaml"]
     if model:
-        files.append(PROPERTIES_DIR / "model" / f"{model}.yaml")
+        files.append(folder / "model" / f"{model}.yaml")
     return [path for path in files if path.is_file()]
 
 
-def load_settings(dataset, model=None, config_file_list=None, config_dict=None):
-    """Merge every layer into one flat dict; ``data_path`` comes back absolute.
+def model_options(model):
+    """The model's own declared options (``<Model>.OPTIONS``), for validation."""
+    if not model:
+        return ()
+    from recbole_llmaug.utils import get_model
 
-    Relative ``data_path``/``checkpoint_dir``/``results_dir`` are resolved against the current
-    directory here, once, so that Ray workers (which change directory) see the same folders.
+    return tuple(getattr(get_model(model), "OPTIONS", ()))
+
+
+def load_settings(dataset, model=None, config_file_list=None, config_dict=None):
+    """Merge every layer into one flat dict, with every declared option checked; ``data_path`` comes
+    back absolute.
+
+    Relative ``data_path``/``checkpoint_dir``/``results_dir``/``augment_path`` are resolved against
+    the current directory here, once, so that Ray workers (which change directory) see the same folders.
+    The options of :mod:`recbole_llmaug.options` and the model's own ``OPTIONS`` are validated here,
+    before any work starts.
     """
-    settings = {}
+    settings, origin = {}, {}
     for path in property_files(dataset, model) + [Path(p) for p in (config_file_list or [])]:
-        settings.update(read_yaml(path))
-    settings.update({key: parse_override(value) for key, value in (config_dict or {}).items()})
+        values = read_yaml(path)
+        settings.update(values)
+        origin.update(dict.fromkeys(values, str(path)))
+    for key, value in (config_dict or {}).items():
+        settings[key] = parse_override(value)
+        origin[key] = f"--{key}={value}" if isinstance(value, str) else "the config_dict passed in"
+    validate(settings, model_options(model), origin)
     settings["dataset"] = dataset
     if model:
         settings["model"] = model
-    settings["data_path"] = str(Path(settings.get("data_path") or DEFAULT_DATA_PATH).expanduser().resolve())
+    settings["data_path"] = str(Path(settings.get("data_path") or default_data_path()).expanduser().resolve())
     for key in ("checkpoint_dir", "results_dir", "augment_path"):
         if settings.get(key):
             settings[key] = str(Path(settings[key]).expanduser().resolve())
     return settings
-
-
-def dataset_dir(settings):
-    """Folder that holds ``<dataset>.inter`` and the other atomic files of the dataset."""
-    return Path(settings["data_path"]) / settings["dataset"]
-
-
-def augmented_folder(settings):
-    """Folder of the augmentor's outputs: ``<augment_path>/<dataset>`` when set, else the dataset folder.
-
-    A separate ``augment_path`` keeps derived files out of a shared or read-only data folder.
-    """
-    if settings.get("augment_path"):
-        return Path(settings["augment_path"]) / settings["dataset"]
-    return dataset_dir(settings)
 
 
 def make_config(model, dataset, config_file_list=None, config_dict=None):
@@ -114,7 +85,6 @@ def make_config(model, dataset, config_file_list=None, config_dict=None):
     """
     from recbole.config import Config
 
-    from recbole_llmaug.data import check_dataset
     from recbole_llmaug.utils import get_model
 
     model_class = get_model(model)
@@ -122,8 +92,7 @@ def make_config(model, dataset, config_file_list=None, config_dict=None):
     check_dataset(settings)
     with isolated_argv():
         config = Config(model=model_class, dataset=dataset, config_dict=settings)
-    # RecBole points 'ml-100k' at its bundled copy whatever data_path says; honour ours.
-    config.final_config_dict["data_path"] = os.path.join(settings["data_path"], dataset)
+    honour_data_path(config, dataset_dir(settings))
     return config
 
 

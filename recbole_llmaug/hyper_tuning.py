@@ -221,10 +221,9 @@ def known_keys(settings, config):
     """Every setting a space may name: our merged property files, RecBole's ``Config`` and argument lists."""
     from recbole.utils import argument_list
 
-    from recbole_llmaug.augment.dataset import AUGMENT_DEFAULTS
-    from recbole_llmaug.llm.settings import DEFAULTS as LLM_DEFAULTS
+    from recbole_llmaug.options import declared
 
-    keys = set(settings) | set(config.final_config_dict) | set(AUGMENT_DEFAULTS) | set(LLM_DEFAULTS)
+    keys = set(settings) | set(config.final_config_dict) | set(declared())
     for name in ("general_arguments", "training_arguments", "evaluation_arguments", "dataset_arguments"):
         keys |= set(getattr(argument_list, name, []))
     return keys
@@ -232,15 +231,14 @@ def known_keys(settings, config):
 
 def check_space(params, settings, config, space_file=""):
     """Names in the space must be settings this model/dataset knows, and searchable; raises UserError."""
-    from recbole_llmaug.augment.dataset import AUGMENT_DEFAULTS
-    from recbole_llmaug.llm.settings import DEFAULTS as LLM_DEFAULTS
+    from recbole_llmaug.options import augment_stage_keys
 
     known = known_keys(settings, config)
     model = settings.get("model")
     for key, (dist, _args) in params.items():
         if key in _NOT_SEARCHABLE:
             raise UserError(f"Search space '{space_file}': '{key}' cannot be searched: {_NOT_SEARCHABLE[key]}.")
-        if key in AUGMENT_DEFAULTS or key in LLM_DEFAULTS:
+        if key in augment_stage_keys():
             raise UserError(
                 f"Search space '{space_file}': '{key}' is an augmentation/LLM setting; it changes the augmented "
                 "files every trial shares, so it cannot be searched. Build each variant with --augment and run "

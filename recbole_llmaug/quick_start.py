@@ -9,9 +9,10 @@ import torch
 from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed
 
+from recbole_llmaug.compat import loader_under_mode
 from recbole_llmaug.config import make_config, settings_from_config
 from recbole_llmaug.report import format_grouped_table, split_result, write_run_record
-from recbole_llmaug.utils import create_dataset, get_model, get_trainer
+from recbole_llmaug.utils import create_dataset, get_model, get_trainer, needed_outputs
 
 
 def _peak_memory_mb(device):
@@ -23,32 +24,12 @@ def _peak_memory_mb(device):
 
 
 def prepare_augmentations(config):
-    """Models that need augmented files (``required_augmentations``) get them built or reused."""
-    needed = list(getattr(get_model(config["model"]), "required_augmentations", ()) or ())
+    """Build or reuse the augmentor outputs the model's dataset needs (``<Model>Dataset.needed_outputs``)."""
+    needed = needed_outputs(config)
     if needed:
         from recbole_llmaug.augment import ensure_augmented
 
-        ensure_augmented(needed, settings_from_config(config))
-
-
-def _test_loader(config, test_data, mode):
-    """``test_data``'s users and sampler under eval ``mode`` ('full', 'uni100', ...).
-
-    Both protocols draw negatives uniformly from the same sampler; the mode only sets how many.
-    RecBole reads the mode from ``config``, so it is swapped in for the build and restored."""
-    from recbole.data.utils import get_dataloader
-
-    eval_args = config["eval_args"]
-    saved_mode, saved_neg = dict(eval_args["mode"]), config["test_neg_sample_args"]
-    eval_args["mode"] = dict(saved_mode, test=mode)
-    try:
-        config._set_eval_neg_sample_args("test")
-        if config["test_neg_sample_args"]["distribution"] != "uniform" or test_data._sampler is None:
-            raise ValueError(f"extra_test_modes: '{mode}' is not supported; use full or uni<N> (e.g. uni100)")
-        return get_dataloader(config, "test")(config, test_data._dataset, test_data._sampler, shuffle=False)
-    finally:
-        eval_args["mode"] = saved_mode
-        config["test_neg_sample_args"] = saved_neg
+        ensure_augmented(list(needed), settings_from_config(config))
 
 
 def _test_under(config, trainer, test_data, mode):
@@ -57,7 +38,7 @@ def _test_under(config, trainer, test_data, mode):
     The sampler is reseeded with the run's seed first, so every model of a seed (and a later
     :func:`evaluate_saved_model` of the same checkpoint) meets the same sampled negatives."""
     init_seed(config["seed"], config["reproducibility"])
-    result = trainer.evaluate(_test_loader(config, test_data, mode), load_best_model=False,
+    result = trainer.evaluate(loader_under_mode(config, test_data, mode), load_best_model=False,
                               show_progress=config["show_progress"])
     getLogger().info("\n" + format_grouped_table(result, trainer.evaluator.group_sizes,
                                                  title=f"Test results ({mode}): {config['model']} on {config['dataset']}"))
@@ -70,7 +51,7 @@ def _data_and_model(config):
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    model = get_model(config["model"])(config, train_data.dataset).to(config["device"])
     return dataset, train_data, valid_data, test_data, model
 
 

@@ -1,7 +1,15 @@
-"""Lookups that try our package first and fall back to RecBole (the RecBole-GNN plugin pattern)."""
+"""Lookups that try our package first and fall back to RecBole (the RecBole-GNN plugin pattern).
+
+By name, for a model ``<Model>`` (file names are the model name lower-cased):
+``recbole_llmaug/model/<type>_recommender/<model>.py`` -> ``<Model>``;
+``recbole_llmaug/data/<model>.py`` -> ``<Model>Dataset`` (else RecBole's dataset for the model type);
+``recbole_llmaug/trainer/<model>.py`` -> ``<Model>Trainer`` (else RecBole's trainer); every trainer
+gets the long-tail grouped evaluation.
+"""
 
 import difflib
 import importlib
+import importlib.util
 
 from recbole.data import create_dataset as recbole_create_dataset
 from recbole.utils import get_model as recbole_get_model
@@ -63,16 +71,33 @@ def get_model(model_name):
         ) from None
 
 
+def _own_class(package, model_name, suffix):
+    """``<package>.<model lower>.<Model><suffix>`` if that module and class exist, else None."""
+    path = f"{package}.{model_name.lower()}"
+    if importlib.util.find_spec(path) is None:
+        return None
+    return getattr(importlib.import_module(path), f"{model_name}{suffix}", None)
+
+
 def get_trainer(model_type, model_name):
-    """Trainer class: ``recbole_llmaug.trainer.<Model>Trainer`` if we define one, else RecBole's;
-    either way with long-tail grouped evaluation."""
-    trainer_module = importlib.import_module("recbole_llmaug.trainer")
-    own = getattr(trainer_module, f"{model_name}Trainer", None)
+    """Trainer class: our ``<Model>Trainer`` if we define one, else RecBole's; either way with
+    long-tail grouped evaluation."""
+    own = _own_class("recbole_llmaug.trainer", model_name, "Trainer")
     return with_longtail(own or recbole_get_trainer(model_type, model_name))
 
 
+def get_dataset_class(model_name):
+    """Our ``<Model>Dataset`` class, or None when RecBole's dataset for the model type serves."""
+    return _own_class("recbole_llmaug.data", model_name, "Dataset")
+
+
 def create_dataset(config):
-    """Dataset object: ``recbole_llmaug.data.<Model>Dataset`` if we define one, else RecBole's."""
-    data_module = importlib.import_module("recbole_llmaug.data")
-    dataset_class = getattr(data_module, f"{config['model']}Dataset", None)
+    """Dataset object: our ``<Model>Dataset`` if we define one, else RecBole's."""
+    dataset_class = get_dataset_class(config["model"])
     return dataset_class(config) if dataset_class is not None else recbole_create_dataset(config)
+
+
+def needed_outputs(config):
+    """The augmentor outputs the run of ``config`` needs before its dataset can be built."""
+    dataset_class = get_dataset_class(config["model"])
+    return tuple(dataset_class.needed_outputs(config)) if dataset_class is not None else ()

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from recbole_llmaug.augment import ensure_augmented, run_augmentor
-from recbole_llmaug.augment.dataset import DatasetFiles
-from recbole_llmaug.augment.embedding_augmentors import item_texts, top_similar, user_texts, user_train_histories
+from recbole_llmaug.augment.files import DatasetFiles
+from recbole_llmaug.augment.text_embeddings import item_texts, top_similar, user_texts, user_train_histories
 from recbole_llmaug.augment.text import TextTemplate, clean_value
 from recbole_llmaug.errors import UserError
 
@@ -144,7 +144,10 @@ def recbole_train_histories(tmp_path, model, monkeypatch):
 @pytest.mark.parametrize("model", ["SASRec", "BPR"])
 def test_training_histories_match_recbole_split(tmp_path, monkeypatch, model):
     write_dataset(tmp_path)
-    ours = user_train_histories(DatasetFiles({"dataset": "tiny", "data_path": str(tmp_path), "model": model}))
+    from recbole_llmaug.utils import get_model
+
+    settings = {"dataset": "tiny", "data_path": str(tmp_path), "MODEL_TYPE": get_model(model).type}
+    ours = user_train_histories(DatasetFiles(settings))
     theirs = recbole_train_histories(tmp_path, model, monkeypatch)
     # A sequential dataset has no row for a user with a single interaction; every other user matches.
     assert {user: history for user, history in ours.items() if user in theirs} == theirs
@@ -300,7 +303,7 @@ def test_outputs_built_from_the_cli_are_reused_by_training(settings, tmp_path, m
 
 
 def test_a_failed_rebuild_leaves_the_previous_output_intact(settings, tmp_path, monkeypatch):
-    from recbole_llmaug.augment import embedding_augmentors
+    from recbole_llmaug.augment import text_embeddings
 
     run_augmentor("item_emb", settings)
     output = tmp_path / "tiny" / "tiny.itememb"
@@ -313,7 +316,7 @@ def test_a_failed_rebuild_leaves_the_previous_output_intact(settings, tmp_path, 
             raise KeyboardInterrupt  # e.g. the user pressed Ctrl-C mid-write
         return "0"
 
-    monkeypatch.setattr(embedding_augmentors, "format_vector", failing_format)
+    monkeypatch.setattr(text_embeddings, "format_vector", failing_format)
     changed = dict(settings, item_text_template="{title}")
     with pytest.raises(KeyboardInterrupt):
         run_augmentor("item_emb", changed)

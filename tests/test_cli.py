@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 import recbole_llmaug.config as config_module
-import recbole_llmaug.data as data_module
+import recbole_llmaug.data.folders as folders_module
 from recbole_llmaug.cli import main
 from recbole_llmaug.config import make_config
 
@@ -71,8 +71,8 @@ def test_malformed_argument_is_rejected(capsys, tiny_dataset):
 
 
 def test_ml100k_is_copied_from_recbole_and_data_path_is_honoured(tmp_path, monkeypatch):
-    monkeypatch.setattr(config_module, "DEFAULT_DATA_PATH", tmp_path / "atomic")
-    monkeypatch.setattr(data_module, "DEFAULT_DATA_PATH", tmp_path / "atomic")
+    monkeypatch.setattr(config_module, "default_data_path", lambda: tmp_path / "atomic")
+    monkeypatch.setattr(folders_module, "default_data_path", lambda: tmp_path / "atomic")
     config = make_config("SASRec", "ml-100k", config_dict={"state": "ERROR"})
     assert (tmp_path / "atomic" / "ml-100k" / "ml-100k.inter").is_file()
     assert config["data_path"] == str(tmp_path / "atomic" / "ml-100k")  # not RecBole's bundled folder

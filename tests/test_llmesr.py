@@ -11,18 +11,18 @@ import pytest
 import torch
 
 from recbole.config import Config
-from recbole.data import create_dataset, data_preparation
-from recbole.trainer import Trainer
+from recbole.data import data_preparation
 
-from recbole_llmaug.model.sequential_recommender.llmesr import LLMESR
-from recbole_llmaug.model.sequential_recommender.llmesr_utils import (
-    append_item,
-    load_item_embeddings,
-    load_similar_users,
-    pca_init,
-)
+from recbole_llmaug.augment.text_embeddings import load_item_emb, load_sim_users
+from recbole_llmaug.data.llmesr import LLMESRDataset
+from recbole_llmaug.errors import UserError
+from recbole_llmaug.model.sequential_recommender.llmesr import LLMESR, append_item, pca_init
+from recbole_llmaug.utils import create_dataset, get_trainer
 
-torch.autograd.set_detect_anomaly(False)
+
+def Trainer(config, model):
+    """The trainer a run uses for LLM-ESR (``LLMESRTrainer`` with grouped evaluation)."""
+    return get_trainer(config["MODEL_TYPE"], "LLMESR")(config, model)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_YAML = os.path.join(REPO, "properties", "model", "LLMESR.yaml")
@@ -103,7 +103,7 @@ _DATA_CACHE = {}
 
 def build(root, **overrides):
     config = make_config(root, **overrides)
-    key = (root, config["MAX_ITEM_LIST_LENGTH"], config["train_batch_size"])
+    key = (root, config["MAX_ITEM_LIST_LENGTH"], config["train_batch_size"], LLMESRDataset.needed_outputs(config))
     if key not in _DATA_CACHE:
         dataset = create_dataset(config)
         _DATA_CACHE[key] = (dataset,) + tuple(data_preparation(config, dataset))
@@ -133,32 +133,42 @@ def test_item_embeddings_follow_recbole_ids(data_root):
 
 
 def test_loaders_skip_unknown_tokens_and_self(tmp_path):
+    from types import SimpleNamespace
+
+    items = {"[PAD]": 0, "A": 1, "B": 2}
+    users = {"[PAD]": 0, "a": 1, "b": 2, "c": 3}
+    dataset = SimpleNamespace(iid_field="iid", uid_field="uid", item_num=3, user_num=4,
+                              field2token_id={"iid": items, "uid": users})
     path = tmp_path / "x.itememb"
     path.write_text("iid:token\titem_emb:float_seq\nA\t1 2\nZZ\t5 5\n")
-    table, missing = load_item_embeddings(str(path), {"[PAD]": 0, "A": 1, "B": 2}, 3)
+    table, missing = load_item_emb(path, dataset)
     assert table.tolist() == [[0, 0], [1, 2], [0, 0]] and missing == 1
     sim = tmp_path / "x.simuser"
     sim.write_text("uid:token\tsim_uids:token_seq\na\ta nope c b\nb\tc\n")
-    table = load_similar_users(str(sim), {"[PAD]": 0, "a": 1, "b": 2, "c": 3}, 4, 2)
+    table = load_sim_users(sim, dataset)
     assert table.tolist() == [[0, 0], [3, 2], [3, 0], [0, 0]]
-    with pytest.raises(FileNotFoundError, match="augment"):
-        load_item_embeddings(str(tmp_path / "none"), {}, 1)
 
 
-def test_model_import_does_not_load_the_llm_layer():
-    """The model reads the augmentor's files through augment.atomic; the LLM layer (openai, the
-    local server) stays out of its import path, as on a GPU machine that lacks them."""
+def test_a_missing_augmented_file_names_the_output_and_the_command(tmp_path):
+    write_fixture(str(tmp_path), with_llm=False)
+    with pytest.raises(UserError, match=r"item_emb.*tiny\.itememb.*--augment=item_emb"):
+        build(str(tmp_path))
+
+
+def test_model_and_dataset_import_does_not_load_the_llm_layer():
+    """The dataset reads the augmentor's files through augment.atomic and the declared loaders; the
+    LLM layer (openai, sentence-transformers, the local server) stays out of the training import
+    path, as on a GPU machine that lacks them."""
     import subprocess
 
     code = (
-        "import sys; import recbole_llmaug.model.sequential_recommender.llmesr; "
-        "print(sorted(m for m in sys.modules if m == 'openai' or m.startswith('recbole_llmaug.llm')))"
+        "import sys; import recbole_llmaug.model.sequential_recommender.llmesr, recbole_llmaug.data.llmesr; "
+        "from recbole_llmaug.augment.outputs import registry; registry(); "
+        "print(sorted(m for m in sys.modules if m in ('openai', 'sentence_transformers') "
+        "or m.startswith('recbole_llmaug.llm.') and m != 'recbole_llmaug.llm.settings'))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
-    from recbole_llmaug.augment import run_augmentor  # still there, on first use
-
-    assert callable(run_augmentor)
 
 
 def test_pca_initialisation_matches_sklearn(data_root):
@@ -314,7 +324,7 @@ def test_each_backbone_trains_and_evaluates_through_recbole(data_root, backbone)
     trainer = Trainer(config, model)
     trainer.fit(train, valid, saved=False)
     result = trainer.evaluate(test, load_best_model=False)
-    assert set(result) == {"hit@10", "ndcg@10"} and 0 <= result["hit@10"] <= 1
+    assert {"hit@10", "ndcg@10", "tail_user/hit@10", "head_item/ndcg@10"} <= set(result)
     moved = [k for k, v in model.named_parameters() if not torch.equal(v, before[k])]
     assert "item_embedding.weight" in moved and "adapter.0.weight" in moved
     assert not any(k.startswith("llm_item_emb") for k in moved)
@@ -380,8 +390,8 @@ def test_teacher_cache_refreshes_each_epoch(data_root):
     # the cache holds the representations of the start of the last epoch, not of the trained model
     now = model.user_representations(torch.arange(1, N_USERS + 1))
     assert not torch.allclose(model.teacher_cache[1:], now, atol=1e-6)
-    model.train()
-    assert model._teacher_stale
+    model.train()  # switching modes is no hook: only the trainer's epoch start marks the teacher stale
+    assert not model._teacher_stale
 
 
 def test_distillation_loss_decreases(data_root):
@@ -391,6 +401,7 @@ def test_distillation_loss_decreases(data_root):
     per_epoch = []
     for _ in range(6):
         model.train()
+        model.invalidate_teacher()
         total = 0.0
         for batch in train:
             rec, distill = model.calculate_loss(batch)
@@ -409,7 +420,7 @@ def test_without_self_distillation_needs_no_similar_users(tmp_path):
     assert not model.distill and model.sim_users.shape[1] == 0
     loss = model.calculate_loss(batch_of(train))
     assert torch.is_tensor(loss) and loss.dim() == 0
-    with pytest.raises(FileNotFoundError, match="similar-user"):
+    with pytest.raises(UserError, match="sim_users"):
         build(str(tmp_path))
 
 
@@ -418,7 +429,7 @@ def test_without_semantic_view_and_random_init_needs_no_llm_file(tmp_path):
     config, _, train, valid, _, model = build(str(tmp_path), use_semantic=False, id_init="random")
     assert model.rep_size == 16 and not hasattr(model, "adapter") and model.cross is None
     Trainer(config, model).fit(train, valid, saved=False)
-    with pytest.raises(FileNotFoundError, match="item embedding"):
+    with pytest.raises(UserError, match="item_emb"):
         build(str(tmp_path), use_semantic=False)  # PCA init needs the LLM embeddings
 
 
@@ -431,15 +442,86 @@ def test_without_collaborative_view(data_root):
         build(root, use_collaborative=False, use_semantic=False)
 
 
-def test_cross_attention_flag_and_view_sizes(data_root):
+def _views_of(model, seq, sem_table=None):
+    """The ID half and the semantic half of ``encode`` ``[B, L, H]`` each, in eval mode (no dropout)."""
+    model.eval()
+    with torch.no_grad():
+        out = model.encode(seq, sem_table)
+    return out[..., : model.hidden_size], out[..., model.hidden_size :]
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_cross_attention_mixes_each_view_with_the_other(data_root, backbone):
+    """With cross-attention each view's output depends on the *other* view's input; without it the
+    views are encoded apart. (Guards against a view attending to itself instead of the other.)"""
     root, _, _ = data_root
-    with_cross = build(root)[-1]
-    without = build(root, cross_attention=False)[-1]
+    _, _, train, _, _, with_cross = build(root, backbone=backbone)
+    without = build(root, backbone=backbone, cross_attention=False)[-1]
     assert with_cross.cross is not None and without.cross is None
-    n_with = sum(p.numel() for p in with_cross.parameters())
-    n_without = sum(p.numel() for p in without.parameters())
-    assert n_with > n_without
+    seq = batch_of(train)["item_id_list"][:8]
+    for model, mixes in ((with_cross, True), (without, False)):
+        sem = model.semantic_item_table()
+        other_sem = sem + torch.randn_like(sem)
+        id_a, sem_a = _views_of(model, seq, sem)
+        id_b, sem_b = _views_of(model, seq, other_sem)
+        assert not torch.allclose(sem_a, sem_b)  # the semantic view reads its input
+        assert (not torch.allclose(id_a, id_b, atol=1e-6)) == mixes  # the ID view reads the semantic one
+        with torch.no_grad():
+            model.item_embedding.weight.add_(torch.randn_like(model.item_embedding.weight))
+        id_c, sem_c = _views_of(model, seq, sem)
+        assert not torch.allclose(id_a, id_c)
+        assert (not torch.allclose(sem_a, sem_c, atol=1e-6)) == mixes  # the semantic view reads the ID one
     assert with_cross.item_table().shape == (with_cross.n_items, 32)
+
+
+@pytest.mark.parametrize("cross", [True, False])
+def test_semantic_view_encodes_the_text_embeddings_of_the_sequence(data_root, cross):
+    """The semantic half of the user representation changes when (and only when) the LLM embeddings
+    of the items *in the sequence* change. (Guards against a zeroed or ignored semantic input.)"""
+    root, _, _ = data_root
+    _, _, train, _, _, model = build(root, cross_attention=cross)
+    model.eval()
+    batch = batch_of(train)
+    seq, length = batch["item_id_list"][:8], batch["item_length"][:8]
+    with torch.no_grad():
+        before = model.forward(seq, length)[:, model.hidden_size :]
+        outside = torch.ones(model.n_items, dtype=torch.bool)
+        outside[seq.unique()] = False
+        model.llm_item_emb[outside] += 5.0  # items not in any of these sequences
+        unchanged = model.forward(seq, length)[:, model.hidden_size :]
+        model.llm_item_emb[seq.unique()[1:]] += 5.0  # the sequences' own items (not padding)
+        after = model.forward(seq, length)[:, model.hidden_size :]
+    assert torch.allclose(before, unchanged, atol=1e-6)
+    assert not torch.allclose(before, after, atol=1e-3)
+
+
+def test_distillation_loss_is_the_mse_over_users_with_a_teacher_only(data_root):
+    """Hand computation of ``alpha * MSE(student, teacher)`` over the batch's users that have at least
+    one similar user; users without one add nothing (their teacher is no target of zeros)."""
+    root, _, _ = data_root
+    _, _, train, _, _, model = build(root, alpha=0.7, hidden_dropout_prob=0.0, attn_dropout_prob=0.0)
+    from recbole.data.interaction import cat_interactions
+
+    # every user's last training row, as one batch
+    batch = cat_interactions([b[torch.nonzero(model.select_last_rows(b), as_tuple=True)[0]] for b in train])
+    keep = model.select_last_rows(batch)
+    users = batch["user_id"][keep]
+    assert len(users) == N_USERS
+    lonely = users[::2]
+    model.sim_users[lonely] = 0  # half of the batch's users have no similar user
+    model.eval()
+    with torch.no_grad():
+        _, distill = model.calculate_loss(batch)
+        student = model.forward(batch["item_id_list"][keep], batch["item_length"][keep])
+        sims = model.sim_users[users]
+        reps = model.user_representations(torch.arange(model.n_users))
+        has = (sims > 0).any(dim=1)
+        teacher = torch.stack([reps[row[row > 0]].mean(dim=0) if h else torch.zeros(model.rep_size)
+                               for row, h in zip(sims, has)])
+        squared = (student - teacher) ** 2
+        expected = 0.7 * squared[has].sum() / (has.sum() * model.rep_size)
+    assert 0 < has.sum() < len(users)
+    assert torch.allclose(distill, expected, rtol=1e-4, atol=1e-7)
 
 
 def test_sim_user_num_and_alpha(data_root):
@@ -461,7 +543,7 @@ def test_sim_user_num_and_alpha(data_root):
 )
 def test_bad_options_are_refused(data_root, key, value):
     root, _, _ = data_root
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError, match=f"Option '{key}' must be"):
         build(root, **{key: value})
 
 
@@ -481,7 +563,22 @@ def test_batch_without_last_rows_gives_a_zero_loss_of_the_same_form(data_root):
     rec, distill = model.calculate_loss(batch)
     assert rec.item() == 0 and distill.item() == 0 and rec.requires_grad
     (rec + distill).backward()
-    assert LLMESR.required_augmentations == ("llmesr",)
+
+
+@pytest.mark.parametrize("overrides,needed", [
+    ({}, ("item_emb", "sim_users")),
+    ({"alpha": 0.0}, ("item_emb",)),
+    ({"sim_user_num": 0}, ("item_emb",)),
+    ({"use_semantic": False}, ("item_emb", "sim_users")),  # the PCA initialisation still reads them
+    ({"use_semantic": False, "id_init": "random"}, ("sim_users",)),
+    ({"use_semantic": False, "id_init": "random", "alpha": 0.0}, ()),
+])
+def test_the_dataset_loads_and_the_run_builds_exactly_what_the_options_need(data_root, overrides, needed):
+    from recbole_llmaug.utils import needed_outputs
+
+    config = make_config(data_root[0], **overrides)
+    assert LLMESRDataset.needed_outputs(config) == needed
+    assert needed_outputs(config) == needed
 
 
 def test_saved_llmesr_run_tests_again_to_its_own_numbers(tmp_path):

@@ -1,16 +1,17 @@
 """The augmentor stage: read a dataset's atomic files, call the LLM/embedding layer, write new
-atomic files (plus a manifest) next to them.
+atomic files (plus a manifest) next to them or under ``augment_path``.
 
-Augmentors: ``item_emb`` (``.itememb``), ``user_emb`` (``.useremb``), ``sim_users`` (``.simuser``,
-needs ``user_emb``), and the group ``llmesr`` (all three).
+Every output is declared once (:mod:`recbole_llmaug.augment.outputs`): shared text embeddings in
+:mod:`.text_embeddings` (``item_emb`` -> ``.itememb``, ``user_emb`` -> ``.useremb``, ``sim_users`` ->
+``.simuser``), and one module per system in :mod:`.systems` (``llmesr``: all three).
 
-The runner (and with it the LLM layer and ``openai``) is imported on first use, so that models can
-read atomic files through ``recbole_llmaug.augment.atomic`` without the LLM layer installed.
+The runner (and with it the LLM layer and ``openai``) is imported on first use, so that datasets can
+load atomic files without the LLM layer installed.
 """
 
 import importlib
 
-__all__ = ["AUGMENTORS", "GROUPS", "ensure_augmented", "run_augmentor"]
+__all__ = ["ensure_augmented", "run_augmentor"]
 
 
 def __getattr__(name):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from recbole_llmaug.errors import UserError
@@ -131,3 +132,24 @@ def write_text_atomic(path: Path, text: str) -> None:
 def format_vector(vector) -> str:
     """A float_seq value: space-separated, 7 significant digits (float32 precision)."""
     return " ".join(f"{value:.7g}" for value in vector.tolist())
+
+
+def parse_float_seq(values, path: Path, field: str):
+    """``float_seq`` values (space-separated numbers) as a float32 matrix ``[len(values), dim]``.
+
+    One parser for every reader of vectors (datasets, the similar-users builder), so that a row of
+    another length or a non-number is reported the same way everywhere: file, field and line."""
+    rows = []
+    for line, value in enumerate(values, start=2):
+        try:
+            rows.append(np.asarray(value.split(), dtype=np.float32))
+        except ValueError:
+            raise UserError(f"{path} field '{field}' has a non-numeric value at line {line}. "
+                            "Rebuild the file with the augmentor (--augment=...).") from None
+        if rows[0].shape != rows[-1].shape:
+            raise UserError(f"{path} field '{field}' has {len(rows[-1])} numbers at line {line} but "
+                            f"{len(rows[0])} at line 2: every vector must have the same length. "
+                            "Rebuild the file with the augmentor (--augment=...).")
+    if not rows:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack(rows)

@@ -1,4 +1,6 @@
-"""Running augmentors: reuse fresh outputs, rebuild stale ones, write output + manifest atomically.
+"""Running the augmentor stage: reuse fresh outputs, rebuild stale ones, write output + manifest atomically.
+
+What exists is declared in :mod:`recbole_llmaug.augment.outputs`; this module only runs it.
 
 A file lock per output keeps parallel processes (e.g. Ray Tune trials calling
 :func:`ensure_augmented` at once) from building the same file twice or reading it half-written.
@@ -8,65 +10,29 @@ import datetime
 import logging
 import os
 import time
-from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Mapping
+from typing import Dict, Iterable, List, Mapping
 
 from filelock import FileLock
 
-from recbole_llmaug.augment import embedding_augmentors as emb
 from recbole_llmaug.augment.atomic import sha256_file
-from recbole_llmaug.augment.dataset import DatasetFiles
+from recbole_llmaug.augment.files import DatasetFiles
 from recbole_llmaug.augment.manifest import freshness, load_manifest, normalised, write_manifest
+from recbole_llmaug.augment.outputs import Output, expand, get_output, system_of
+from recbole_llmaug.data.folders import check_dataset
 from recbole_llmaug.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Augmentor:
-    name: str
-    suffix: str  # output file: <dataset>.<suffix>
-    depends_on: tuple
-    fingerprint: Callable[[DatasetFiles], dict]
-    build: Callable[[DatasetFiles, object], dict]
-
-
-AUGMENTORS: Dict[str, Augmentor] = {
-    spec.name: spec for spec in (
-        Augmentor("item_emb", "itememb", (), emb.item_emb_fingerprint, emb.build_item_emb),
-        Augmentor("user_emb", "useremb", (), emb.user_emb_fingerprint, emb.build_user_emb),
-        Augmentor("sim_users", "simuser", ("user_emb",), emb.sim_users_fingerprint, emb.build_sim_users),
-    )
-}
-GROUPS = {"llmesr": ("item_emb", "user_emb", "sim_users")}
-
-
-def expand(names: Iterable[str]) -> List[str]:
-    """Augmentor names with groups unfolded and dependencies first, each once."""
-    ordered: List[str] = []
-
-    def visit(name):
-        if name in GROUPS:
-            for member in GROUPS[name]:
-                visit(member)
-            return
-        if name not in AUGMENTORS:
-            known = sorted(AUGMENTORS) + sorted(GROUPS)
-            raise UserError(f"Unknown augmentor '{name}'. Choose one of {known}, e.g. --augment=llmesr.")
-        for dependency in AUGMENTORS[name].depends_on:
-            visit(dependency)
-        if name not in ordered:
-            ordered.append(name)
-
-    for name in names:
-        visit(name)
-    return ordered
-
-
-def _prepare(settings: Mapping) -> DatasetFiles:
-    from recbole_llmaug.data import check_dataset
-
+def _prepare(names: Iterable[str], settings: Mapping) -> DatasetFiles:
+    """Check the dataset, the output folder, and which split the outputs follow."""
     check_dataset(settings)
+    system = system_of(names)
+    if settings.get("MODEL_TYPE") is None and system is not None:
+        from recbole.utils import ModelType
+
+        split = ModelType.SEQUENTIAL if system.split == "sequential" else ModelType.GENERAL
+        settings = dict(settings, MODEL_TYPE=split)
     files = DatasetFiles(settings)
     files.output_folder.mkdir(parents=True, exist_ok=True)
     if not os.access(files.output_folder, os.W_OK):
@@ -77,7 +43,7 @@ def _prepare(settings: Mapping) -> DatasetFiles:
     return files
 
 
-def _run_one(spec: Augmentor, files: DatasetFiles) -> dict:
+def _run_one(spec: Output, files: DatasetFiles) -> dict:
     output = files.output_path(spec.suffix)
     with FileLock(str(output.with_name(f".{output.name}.lock"))):
         fingerprint = spec.fingerprint(files)
@@ -103,19 +69,20 @@ def _run_one(spec: Augmentor, files: DatasetFiles) -> dict:
 
 
 def run_augmentor(name: str, settings: Mapping) -> dict:
-    """Build (or reuse) one augmentor's output and return its manifest.
+    """Build (or reuse) one output, or every output of a system, and return its manifest.
 
-    A group such as ``llmesr`` returns ``{"augmentor": name, "outputs": {member: manifest}}``.
+    A system such as ``llmesr`` returns ``{"augmentor": name, "outputs": {member: manifest}}``.
     """
-    files = _prepare(settings)
-    manifests = {member: _run_one(AUGMENTORS[member], files) for member in expand([name])}
+    members = expand([name])
+    files = _prepare([name], settings)
+    manifests = {member: _run_one(get_output(member), files) for member in members}
     if name in manifests:
         return manifests[name]
     return {"augmentor": name, "dataset": files.name, "outputs": manifests}
 
 
-def ensure_augmented(names: List[str], settings: Mapping) -> None:
-    """Make sure the outputs of ``names`` (and their dependencies) exist and are fresh."""
-    files = _prepare(settings)
-    for member in expand(names):
-        _run_one(AUGMENTORS[member], files)
+def ensure_augmented(names: List[str], settings: Mapping) -> Dict[str, dict]:
+    """Make sure the outputs of ``names`` (and their dependencies) exist and are fresh; their manifests."""
+    members = expand(names)
+    files = _prepare(names, settings)
+    return {member: _run_one(get_output(member), files) for member in members}

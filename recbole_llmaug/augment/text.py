@@ -137,15 +137,15 @@ def leave_one_out_count(settings: Mapping) -> int:
 
 
 def uses_sequential_split(settings: Mapping) -> bool:
-    """Whether RecBole will split this model's data the sequential way (default: yes, as for LLM-ESR)."""
-    model = settings.get("model")
-    if not model:
+    """Whether RecBole splits the data the sequential way for this run.
+
+    From ``MODEL_TYPE`` (the model's type in a built RecBole ``Config``; the runner sets it from the
+    augmented system's declared split when no model is given), else sequential, as for LLM-ESR.
+    """
+    model_type = settings.get("MODEL_TYPE")
+    if model_type is None:
         return True
-    from recbole.utils import ModelType
-
-    from recbole_llmaug.utils import get_model
-
-    return get_model(model).type == ModelType.SEQUENTIAL
+    return getattr(model_type, "name", str(model_type).rpartition(".")[2]) == "SEQUENTIAL"
 
 
 def training_histories(inter: pd.DataFrame, uid: str, iid: str, time_field: str, holdout: int,

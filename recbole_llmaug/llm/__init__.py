@@ -5,23 +5,25 @@
 - :func:`select` / :func:`run_many`: schema-constrained "pick k of these ids" tasks, validated,
   retried, cached, with a progress bar.
 - :func:`embed_texts`: cached, batched text embeddings (bundled all-MiniLM-L6-v2 by default).
+
+Submodules are imported on first use, so that reading :mod:`.settings` does not import ``openai``
+or ``sentence-transformers``.
 """
 
-from recbole_llmaug.llm.chat import CallStats, ChatAnswer, ChatClient, LLMCallError, open_chat_client
-from recbole_llmaug.llm.embeddings import EmbeddingRun, embed_texts, make_embedder
-from recbole_llmaug.llm.selection import (
-    SelectionRequest,
-    SelectionResult,
-    parse_selection,
-    run_many,
-    select,
-    selection_schema,
-)
-from recbole_llmaug.llm.settings import DEFAULTS, EmbeddingSettings, LLMSettings
+import importlib
 
-__all__ = [
-    "CallStats", "ChatAnswer", "ChatClient", "LLMCallError", "open_chat_client",
-    "EmbeddingRun", "embed_texts", "make_embedder",
-    "SelectionRequest", "SelectionResult", "parse_selection", "run_many", "select", "selection_schema",
-    "DEFAULTS", "EmbeddingSettings", "LLMSettings",
-]
+_WHERE = {
+    "CallStats": "chat", "ChatAnswer": "chat", "ChatClient": "chat", "LLMCallError": "chat",
+    "open_chat_client": "chat",
+    "EmbeddingRun": "embeddings", "embed_texts": "embeddings", "make_embedder": "embeddings",
+    "SelectionRequest": "selection", "SelectionResult": "selection", "parse_selection": "selection",
+    "run_many": "selection", "select": "selection", "selection_schema": "selection",
+    "EmbeddingSettings": "settings", "LLMSettings": "settings",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"recbole_llmaug.llm.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'recbole_llmaug.llm' has no attribute '{name}'")

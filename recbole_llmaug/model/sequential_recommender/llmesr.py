@@ -1,7 +1,7 @@
 """LLM-ESR (Liu et al., NeurIPS 2024): LLM-enhanced dual-view sequential recommendation with
 retrieval-augmented self-distillation, as a RecBole sequential model.
 
-* Semantic view: the augmentor's item text embeddings (``<dataset>.itememb``), frozen, through a
+* Semantic view: the augmentor's item text embeddings (``item_emb``, from the dataset), frozen, through a
   trainable adapter of two linear layers down to ``hidden_size``.
 * Collaborative view: a trainable ID embedding table, initialised with the PCA of the semantic
   embeddings (``id_init: pca``) or randomly (``id_init: random``).
@@ -10,10 +10,14 @@ retrieval-augmented self-distillation, as a RecBole sequential model.
   ``[h_id; h_sem]``, an item is ``[E_id(i); adapter(e_llm(i))]``, so a score is the sum of the two
   views' dot products (logit-level fusion).
 * Self-distillation: the teacher of a training user is the mean representation of its ``sim_user_num``
-  most similar users (``<dataset>.simuser``), computed without gradient from their *training*
-  sequences only; ``loss = CE + alpha * MSE(student, teacher)``.
+  most similar users (``sim_users``, from the dataset), computed without gradient from their *training*
+  sequences only; ``loss = CE + alpha * MSE(student, teacher)``. The teacher of an epoch is computed once
+  with the parameters of the epoch's start (``teacher: epoch``; ``LLMESRTrainer`` marks it stale at each
+  epoch) or for every batch (``teacher: batch``).
 
-See ``properties/model/LLMESR.yaml`` for every option and its default.
+Its data (text embeddings, similar users, training sequences) comes as tensors from ``LLMESRDataset``
+(:mod:`recbole_llmaug.data.llmesr`); the model reads no file. Every option and its default is in
+``properties/model/LLMESR.yaml``.
 """
 
 import math
@@ -26,19 +30,8 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.model.layers import TransformerEncoder
 from recbole.utils import InputType
 
-from recbole_llmaug.model.sequential_recommender.llmesr_utils import (
-    ITEM_EMB_SUFFIX,
-    SIM_USER_SUFFIX,
-    append_item,
-    augmented_file,
-    last_training_rows,
-    load_item_embeddings,
-    load_similar_users,
-    pca_init,
-)
-
-# importing RecBole's sequential models switches anomaly detection on process-wide (very slow)
-torch.autograd.set_detect_anomaly(False)
+from recbole_llmaug.data.llmesr import distills, needs_item_embeddings
+from recbole_llmaug.options import Option, validate
 
 BACKBONES = ("SASRec", "GRU4Rec", "BERT4Rec")
 TEACHER_MODES = ("epoch", "batch")
@@ -46,9 +39,42 @@ TRAIN_MODES = ("whole", "prefix")
 ID_INITS = ("pca", "random")
 
 
-def _option(config, key, default):
-    value = config[key]
-    return default if value is None else value
+def pca_init(table, dim, generator=None, std=0.02):
+    """Project the item rows ``1..`` of ``table`` on their top ``dim`` principal components.
+
+    Returns ``[n_rows, dim]`` with row 0 (padding) zero. Rows that are all zero (items without an
+    embedding) and dimensions beyond the rank get ``N(0, std)`` values instead.
+    """
+    x = table[1:].double()
+    present = x.abs().sum(dim=1) > 0
+    out = torch.zeros(table.shape[0], dim, dtype=torch.float32)
+    noise = torch.randn(table.shape[0], dim, generator=generator) * std
+    if present.sum() >= 2:
+        xp = x[present]
+        xp = xp - xp.mean(dim=0, keepdim=True)
+        _, _, vh = torch.linalg.svd(xp, full_matrices=False)
+        k = min(dim, vh.shape[0])
+        proj = (xp @ vh[:k].T).float()
+        block = noise[1:].clone()
+        block[present.nonzero(as_tuple=True)[0][:, None], torch.arange(k)[None, :]] = proj
+        out[1:] = block
+    else:
+        out[1:] = noise[1:]
+    return out
+
+
+def append_item(seq, length, items):
+    """Append ``items[b]`` after the ``length[b]`` items of row ``b`` (left-aligned, 0-padded).
+
+    A full row drops its oldest item. Returns the new rows, their lengths and the appended position.
+    """
+    batch, width = seq.shape
+    ext = torch.cat([seq, seq.new_zeros(batch, 1)], dim=1)
+    ext[torch.arange(batch, device=seq.device), length] = items
+    full = (length >= width).unsqueeze(1)
+    out = torch.where(full, ext[:, 1:], ext[:, :width])
+    new_length = torch.clamp(length + 1, max=width)
+    return out, new_length, new_length - 1
 
 
 class CrossAttention(nn.Module):
@@ -84,60 +110,65 @@ class LLMESR(SequentialRecommender):
     r"""LLM-ESR with a configurable backbone (``backbone``: SASRec | GRU4Rec | BERT4Rec)."""
 
     input_type = InputType.POINTWISE
-    # quick_start builds these augmentor outputs (.itememb, .useremb, .simuser) before training
-    required_augmentations = ("llmesr",)
+    # checked before any work starts (recbole_llmaug.options); defaults in properties/model/LLMESR.yaml
+    OPTIONS = (
+        Option("backbone", "choice", choices=BACKBONES),
+        Option("hidden_size", "int", minimum=1), Option("n_layers", "int", minimum=1),
+        Option("n_heads", "int", minimum=1), Option("inner_size", "int", minimum=1),
+        Option("hidden_dropout_prob", "float", minimum=0, maximum=1, open_maximum=True),
+        Option("attn_dropout_prob", "float", minimum=0, maximum=1, open_maximum=True),
+        Option("layer_norm_eps", "float", minimum=0, open_minimum=True),
+        Option("initializer_range", "float", minimum=0, open_minimum=True),
+        Option("causal", "bool"), Option("mask_ratio", "float", minimum=0, maximum=1, open_minimum=True),
+        Option("train_mode", "choice", choices=TRAIN_MODES), Option("loss_type", "choice", choices=("CE",)),
+        Option("use_semantic", "bool"), Option("use_collaborative", "bool"), Option("cross_attention", "bool"),
+        Option("id_init", "choice", choices=ID_INITS), Option("alpha", "float", minimum=0),
+        Option("sim_user_num", "int", minimum=0), Option("teacher", "choice", choices=TEACHER_MODES),
+    )
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
+        # a run checks these before any work (config.load_settings); a model built from a RecBole
+        # Config directly is checked here, from the same declarations
+        validate({option.name: config[option.name] for option in self.OPTIONS}, self.OPTIONS)
         self.USER_ID = config["USER_ID_FIELD"]
-        self.backbone = _option(config, "backbone", "SASRec")
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        self.backbone = config["backbone"]
         self.is_cloze = self.backbone == "BERT4Rec"
         self.hidden_size = config["hidden_size"]
-        self.n_layers = _option(config, "n_layers", 2)
-        self.n_heads = _option(config, "n_heads", 2)
-        self.inner_size = _option(config, "inner_size", 4 * self.hidden_size)
-        self.hidden_dropout_prob = _option(config, "hidden_dropout_prob", 0.5)
-        self.attn_dropout_prob = _option(config, "attn_dropout_prob", 0.5)
-        self.hidden_act = _option(config, "hidden_act", "gelu")
-        self.layer_norm_eps = _option(config, "layer_norm_eps", 1e-12)
-        self.initializer_range = _option(config, "initializer_range", 0.02)
-        loss_type = _option(config, "loss_type", "CE")
-        if loss_type != "CE":
-            raise ValueError("LLMESR is trained with the full cross-entropy loss: set loss_type: CE")
+        self.n_layers = config["n_layers"]
+        self.n_heads = config["n_heads"]
+        self.inner_size = config["inner_size"]
+        self.hidden_dropout_prob = config["hidden_dropout_prob"]
+        self.attn_dropout_prob = config["attn_dropout_prob"]
+        self.hidden_act = config["hidden_act"]
+        self.layer_norm_eps = config["layer_norm_eps"]
+        self.initializer_range = config["initializer_range"]
         # causal attention for the left-to-right backbones; BERT4Rec is bidirectional by design
-        self.causal = bool(_option(config, "causal", True)) and not self.is_cloze
-        self.train_mode = _option(config, "train_mode", "whole")
-        self.mask_ratio = _option(config, "mask_ratio", 0.6)
-        self.use_semantic = bool(_option(config, "use_semantic", True))
-        self.use_collaborative = bool(_option(config, "use_collaborative", True))
-        self.use_cross_attention = bool(_option(config, "cross_attention", True))
-        self.id_init = _option(config, "id_init", "pca")
-        self.alpha = float(_option(config, "alpha", 0.1))
-        self.sim_user_num = int(_option(config, "sim_user_num", 10))
-        self.teacher_mode = _option(config, "teacher", "epoch")
-        for name, value, allowed in (
-            ("train_mode", self.train_mode, TRAIN_MODES),
-            ("id_init", self.id_init, ID_INITS),
-            ("teacher", self.teacher_mode, TEACHER_MODES),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        self.causal = bool(config["causal"]) and not self.is_cloze
+        self.train_mode = config["train_mode"]
+        self.mask_ratio = config["mask_ratio"]
+        self.use_semantic = bool(config["use_semantic"])
+        self.use_collaborative = bool(config["use_collaborative"])
+        self.use_cross_attention = bool(config["cross_attention"])
+        self.id_init = config["id_init"]
+        self.alpha = float(config["alpha"])
+        self.sim_user_num = int(config["sim_user_num"])
+        self.teacher_mode = config["teacher"]
         if not (self.use_semantic or self.use_collaborative):
             raise ValueError("LLMESR needs at least one view: use_semantic and use_collaborative are both False")
-        self.distill = self.alpha > 0 and self.sim_user_num > 0
+        self.distill = distills(config)
 
         # token 0 is padding; BERT4Rec's [MASK] is the extra token n_items
         self.mask_token = self.n_items
         n_tokens = self.n_items + (1 if self.is_cloze else 0)
-        item_token2id = dataset.field2token_id[self.ITEM_ID]
-
-        need_llm = self.use_semantic or (self.use_collaborative and self.id_init == "pca")
-        if need_llm:
-            table, self.items_without_embedding = load_item_embeddings(
-                augmented_file(config, ITEM_EMB_SUFFIX), item_token2id, self.n_items
+        if not hasattr(dataset, "item_text_embeddings"):
+            raise ValueError(
+                "LLMESR is built on its LLMESRDataset, which loads the augmented data: create the dataset "
+                "with recbole_llmaug.utils.create_dataset (run_recbole_llmaug does), not RecBole's."
             )
+
+        if needs_item_embeddings(config):
+            table, self.items_without_embedding = dataset.item_text_embeddings()
         else:
             table, self.items_without_embedding = torch.zeros(self.n_items, 0), 0
 
@@ -192,18 +223,13 @@ class LLMESR(SequentialRecommender):
                 self.item_embedding.weight[0].zero_()
 
         # ---- training sequences of every user (training split only) for the teacher
-        seq, length, target = last_training_rows(dataset, self.USER_ID, self.ITEM_SEQ, self.ITEM_SEQ_LEN, self.ITEM_ID)
+        seq, length, target = dataset.training_sequences()
         self.register_buffer("user_last_seq", seq, persistent=False)
         self.register_buffer("user_last_len", length, persistent=False)
         self.register_buffer("user_last_target", target, persistent=False)
         self.n_users = seq.shape[0]
         if self.distill:
-            sims = load_similar_users(
-                augmented_file(config, SIM_USER_SUFFIX),
-                dataset.field2token_id[self.USER_ID],
-                self.n_users,
-                self.sim_user_num,
-            )
+            sims = dataset.similar_users(self.sim_user_num)
         else:
             sims = torch.zeros(self.n_users, 0, dtype=torch.long)
         self.register_buffer("sim_users", sims, persistent=False)
@@ -228,11 +254,9 @@ class LLMESR(SequentialRecommender):
         if isinstance(module, nn.Linear) and module.bias is not None:
             module.bias.data.zero_()
 
-    def train(self, mode=True):
-        """The trainer calls ``train()`` at the start of every epoch: the teacher cache is refreshed then."""
-        if mode:
-            self._teacher_stale = True
-        return super().train(mode)
+    def invalidate_teacher(self):
+        """Recompute the teacher cache on its next use (``LLMESRTrainer`` calls this at every epoch's start)."""
+        self._teacher_stale = True
 
     # ------------------------------------------------------------------ encoder
     def semantic_item_table(self):

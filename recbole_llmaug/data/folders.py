@@ -1,10 +1,34 @@
-"""Dataset folders: the embedded ml-100k copy, and clear errors for missing files or columns."""
+"""Dataset folders: where a dataset and the augmentor's outputs live, the embedded ml-100k copy, and
+clear errors for missing files or columns."""
 
 import shutil
 from pathlib import Path
 
-from recbole_llmaug.config import DEFAULT_DATA_PATH, dataset_dir
+from recbole_llmaug.defaults import PACKAGE_DIR, properties_dir
 from recbole_llmaug.errors import UserError
+
+
+def default_data_path() -> Path:
+    """``dataset_atomic/`` of the source checkout; for an installed wheel, of the current directory."""
+    props = properties_dir()
+    if props.parent != PACKAGE_DIR:
+        return props.parent / "dataset_atomic"
+    return Path.cwd() / "dataset_atomic"
+
+
+def dataset_dir(settings) -> Path:
+    """Folder that holds ``<dataset>.inter`` and the other atomic files of the dataset."""
+    return Path(settings["data_path"]) / settings["dataset"]
+
+
+def augmented_folder(settings) -> Path:
+    """Folder of the augmentor's outputs: ``<augment_path>/<dataset>`` when set, else the dataset folder.
+
+    A separate ``augment_path`` keeps derived files out of a shared or read-only data folder.
+    """
+    if settings.get("augment_path"):
+        return Path(settings["augment_path"]) / settings["dataset"]
+    return dataset_dir(settings)
 
 OBTAIN_HINTS = {
     "beauty": (
@@ -30,7 +54,7 @@ def ensure_embedded_dataset(settings):
     folder = dataset_dir(settings)
     if settings["dataset"] != "ml-100k" or (folder / "ml-100k.inter").is_file():
         return
-    if Path(settings["data_path"]) != DEFAULT_DATA_PATH.resolve():
+    if Path(settings["data_path"]) != default_data_path().resolve():
         return  # the user pointed elsewhere; do not write into their folder
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("ml-100k.inter", "ml-100k.item", "ml-100k.user"):

@@ -1,17 +1,25 @@
-"""The augmentors LLM-ESR needs: item embeddings, user embeddings, similar users.
+"""Text-embedding outputs, shared by every system: item embeddings, user embeddings, similar users.
 
-Each one has a ``fingerprint`` (everything its output depends on) and a ``build`` that writes the
-output file and returns the manifest body (counts, coverage, model, dimension, usage, cost).
+Each output is declared once, at the bottom of this file, as an :class:`~recbole_llmaug.augment.outputs.Output`:
+its file suffix and header, what its freshness depends on (``fingerprint``), how it is built (``build``
+writes the file and returns the manifest body: counts, coverage, model, dimension, usage, cost) and how a
+RecBole dataset loads it (``load``: tensors aligned with the dataset's internal ids).
+
+The embedding model is imported only when something is built, so that datasets can load these files
+without the LLM layer installed.
 """
 
 import logging
+from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
 import pandas as pd
+import torch
 
-from recbole_llmaug.augment.atomic import format_vector, read_atomic, write_atomic
-from recbole_llmaug.augment.dataset import DatasetFiles, augment_setting, examples
+from recbole_llmaug.augment.atomic import format_vector, parse_float_seq, read_atomic, write_atomic
+from recbole_llmaug.augment.files import DatasetFiles, examples
+from recbole_llmaug.augment.outputs import Output
 from recbole_llmaug.augment.text import (
     ITEM_TEXT_VERSION,
     USER_TEXT_SEPARATOR,
@@ -24,8 +32,8 @@ from recbole_llmaug.augment.text import (
     training_histories,
     uses_sequential_split,
 )
+from recbole_llmaug.defaults import setting
 from recbole_llmaug.errors import UserError
-from recbole_llmaug.llm.embeddings import embed_texts
 from recbole_llmaug.llm.settings import EmbeddingSettings
 
 logger = logging.getLogger(__name__)
@@ -42,12 +50,14 @@ def _embedding_fingerprint(settings) -> dict:
 
 
 def _template(files: DatasetFiles) -> TextTemplate:
-    template = augment_setting(files.settings, "item_text_template")
-    return TextTemplate.parse(template or "{%s}" % augment_setting(files.settings, "item_title_field"))
+    template = setting(files.settings, "item_text_template")
+    return TextTemplate.parse(template or "{%s}" % setting(files.settings, "item_title_field"))
 
 
 def _embed(texts: List[str], settings, desc: str):
     """Vectors for the non-empty texts; rows of empty texts stay zero (reported as missing text)."""
+    from recbole_llmaug.llm.embeddings import embed_texts
+
     embedding = EmbeddingSettings.from_settings(settings)
     present = [index for index, text in enumerate(texts) if text]
     if not present:
@@ -145,8 +155,8 @@ def user_emb_fingerprint(files: DatasetFiles) -> dict:
     return {
         "inputs": files.input_hashes("inter", "item"),
         "text_version": USER_TEXT_VERSION,
-        "item_title_field": augment_setting(files.settings, "item_title_field"),
-        "user_text_max_items": int(augment_setting(files.settings, "user_text_max_items")),
+        "item_title_field": setting(files.settings, "item_title_field"),
+        "user_text_max_items": int(setting(files.settings, "user_text_max_items")),
         "split": _split_settings(files.settings),
         "fields": [files.uid, files.iid, files.time_field],
         "embedding": _embedding_fingerprint(files.settings),
@@ -166,7 +176,7 @@ def user_texts(files: DatasetFiles) -> Dict[str, str]:
 
     Newest first so that an embedding model's token limit cuts the oldest titles, not the latest.
     """
-    title_field = augment_setting(files.settings, "item_title_field")
+    title_field = setting(files.settings, "item_title_field")
     files.item.require(title_field, purpose="user texts (item_title_field)")
     titles = {item_id: clean_value(title) for item_id, title in zip(files.item.frame[files.iid], files.item.frame[title_field])}
     if not any(titles.values()):
@@ -174,7 +184,7 @@ def user_texts(files: DatasetFiles) -> Dict[str, str]:
             f"Every '{title_field}' in {files.item.path} is empty, so no user text can be built. "
             "Fill the titles, or set item_title_field to the column that holds item names."
         )
-    limit = int(augment_setting(files.settings, "user_text_max_items"))
+    limit = int(setting(files.settings, "user_text_max_items"))
     texts = {}
     for user, history in user_train_histories(files).items():
         named = [titles[item] for item in history if titles.get(item)]
@@ -205,21 +215,21 @@ def build_user_emb(files: DatasetFiles, output) -> dict:
 
 def sim_users_fingerprint(files: DatasetFiles) -> dict:
     return {
-        "inputs": files.input_hashes("useremb"),
+        # the user_emb output it is computed from (under augment_path when set, not the dataset folder)
+        "inputs": files.output_hashes(USER_EMB.suffix),
         "version": SIM_USERS_VERSION,
-        "sim_user_topn": int(augment_setting(files.settings, "sim_user_topn")),
+        "sim_user_topn": int(setting(files.settings, "sim_user_topn")),
     }
 
 
 def read_embeddings(path) -> tuple:
+    """Ids and the ``[rows, dim]`` matrix of an ``id<TAB>float_seq`` file (``.itememb``/``.useremb``)."""
     table = read_atomic(path)
-    user_field, vector_field = [name for name in table.types]
-    ids = table.frame[user_field].tolist()
-    try:
-        matrix = np.array([np.array(value.split(), dtype=np.float32) for value in table.frame[vector_field]])
-    except ValueError:
-        raise UserError(f"{path} has rows of unequal length or non-numeric values; rebuild it with --augment=user_emb.") from None
-    return ids, matrix
+    if len(table.types) != 2:
+        raise UserError(f"{path} must have two tab-separated columns (id, vector); its header has {list(table.types)}. "
+                        "Rebuild it with the augmentor.")
+    id_field, vector_field = list(table.types)
+    return table.frame[id_field].tolist(), parse_float_seq(table.frame[vector_field], path, vector_field)
 
 
 def top_similar(matrix: np.ndarray, topn: int, block: int = 1024) -> List[np.ndarray]:
@@ -250,11 +260,11 @@ def top_similar(matrix: np.ndarray, topn: int, block: int = 1024) -> List[np.nda
 
 
 def build_sim_users(files: DatasetFiles, output) -> dict:
-    ids, matrix = read_embeddings(files.output_path("useremb"))
+    ids, matrix = read_embeddings(files.output_path(USER_EMB.suffix))
     spaced = [user for user in ids if any(char.isspace() for char in user)]
     if spaced:
         raise UserError(f"User id '{spaced[0]}' contains whitespace and cannot be written as a token_seq in {output.name}.")
-    topn = int(augment_setting(files.settings, "sim_user_topn"))
+    topn = int(setting(files.settings, "sim_user_topn"))
     neighbours = top_similar(matrix, topn)
     rows = write_atomic(output, SIM_USERS_HEADER,
                         ((user, " ".join(ids[index] for index in found)) for user, found in zip(ids, neighbours)))
@@ -264,3 +274,73 @@ def build_sim_users(files: DatasetFiles, output) -> dict:
         "failures": {"users_without_neighbours_examples": examples(lonely)},
         "similarity": "cosine over user_emb, self excluded",
     }
+
+
+# ---------------------------------------------------------------- loading into a RecBole dataset
+
+def load_embedding_table(path: Path, dataset, field: str, count: int):
+    """``[count, dim]`` float32 rows indexed by ``dataset``'s internal ids of ``field`` (row 0 =
+    padding = zeros), and how many of the dataset's ids the file lacks (their rows stay zero).
+    Rows of the file for ids the dataset does not know are ignored."""
+    tokens, matrix = read_embeddings(path)
+    token2id = dataset.field2token_id[field]
+    pairs = [(token2id.get(token), row) for row, token in enumerate(tokens)]
+    pairs = [(index, row) for index, row in pairs if index]
+    if not pairs:
+        raise UserError(f"{path} holds no id of the dataset's '{field}': was it built for another dataset? "
+                        "Rebuild it with the augmentor.")
+    table = np.zeros((count, matrix.shape[1]), dtype=np.float32)
+    indices, rows = map(np.asarray, zip(*pairs))
+    table[indices] = matrix[rows]
+    return torch.from_numpy(table), count - 1 - len(set(indices.tolist()))
+
+
+def load_item_emb(path: Path, dataset):
+    """``(table [n_items, dim], items missing from the file)`` in RecBole's internal item ids."""
+    return load_embedding_table(path, dataset, dataset.iid_field, dataset.item_num)
+
+
+def load_user_emb(path: Path, dataset):
+    """``(table [n_users, dim], users missing from the file)`` in RecBole's internal user ids."""
+    return load_embedding_table(path, dataset, dataset.uid_field, dataset.user_num)
+
+
+def load_sim_users(path: Path, dataset):
+    """``[n_users, N]`` internal user ids, most similar first; 0 (RecBole's padding user) = none.
+
+    N is the longest list in the file; users of the file that the dataset lacks are skipped, and so
+    is the user itself, so a row may hold fewer (zero-padded)."""
+    table = read_atomic(path)
+    user_field, list_field = list(table.types)[:2]
+    token2id = dataset.field2token_id[dataset.uid_field]
+    found = {}
+    for token, text in zip(table.frame[user_field], table.frame[list_field]):
+        uid = token2id.get(token)
+        if not uid:
+            continue
+        found[uid] = [oid for oid in (token2id.get(other) for other in text.split()) if oid and oid != uid]
+    width = max((len(row) for row in found.values()), default=0)
+    out = torch.zeros(dataset.user_num, width, dtype=torch.long)
+    for uid, row in found.items():
+        out[uid, :len(row)] = torch.as_tensor(row, dtype=torch.long)
+    return out
+
+
+# ---------------------------------------------------------------- declarations
+
+ITEM_EMB = Output(
+    name="item_emb", suffix="itememb", header=ITEM_EMB_HEADER,
+    fingerprint=item_emb_fingerprint, build=build_item_emb, load=load_item_emb,
+    doc="one text embedding per item (item_text_template over the .item file)",
+)
+USER_EMB = Output(
+    name="user_emb", suffix="useremb", header=USER_EMB_HEADER,
+    fingerprint=user_emb_fingerprint, build=build_user_emb, load=load_user_emb,
+    doc="one text embedding per user (titles of its training items, newest first)",
+)
+SIM_USERS = Output(
+    name="sim_users", suffix="simuser", header=SIM_USERS_HEADER,
+    fingerprint=sim_users_fingerprint, build=build_sim_users, load=load_sim_users, depends_on=("user_emb",),
+    doc="each user's sim_user_topn most similar users (cosine over user_emb)",
+)
+OUTPUTS = (ITEM_EMB, USER_EMB, SIM_USERS)

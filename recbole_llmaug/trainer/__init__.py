@@ -1,18 +1,19 @@
 """RecBole trainers with long-tail grouped evaluation and per-epoch timing.
 
 ``with_longtail(TrainerClass)`` returns a subclass of any RecBole trainer whose collector and
-evaluator are the long-tail ones; training itself is untouched.
+evaluator are the long-tail ones; training itself is untouched. A model that needs per-epoch work
+has a ``<Model>Trainer`` in ``recbole_llmaug.trainer.<model lower>`` (found by
+:func:`recbole_llmaug.utils.get_trainer`, which wraps it with ``with_longtail``).
 """
 
-import os
 import time
-import uuid
 
 import numpy as np
 import torch
 from recbole.trainer import Trainer
 from recbole.utils import ModelType
 
+from recbole_llmaug.compat import unique_checkpoint_name
 from recbole_llmaug.evaluator import LongTailCollector, LongTailEvaluator
 
 
@@ -21,10 +22,7 @@ class LongTailMixin:
 
     def __init__(self, config, model):
         super().__init__(config, model)
-        # RecBole names the checkpoint <model>-<time to the second>.pth: runs started in the same
-        # second (parallel seeds, a benchmark's worker pool) would overwrite and test each other's.
-        stem, suffix = os.path.splitext(self.saved_model_file)
-        self.saved_model_file = f"{stem}-{uuid.uuid4().hex[:8]}{suffix}"
+        unique_checkpoint_name(self)
         self.eval_collector = LongTailCollector(config)
         self.evaluator = LongTailEvaluator(config)
         self.epoch_seconds = []

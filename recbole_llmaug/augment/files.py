@@ -1,4 +1,6 @@
-"""The dataset an augmentor reads: file locations, id fields, and validated tables."""
+"""The augmentor's view of a dataset's atomic files: locations, id fields, and validated tables.
+
+(Not a RecBole ``Dataset``: the augmentor runs before RecBole loads anything, on the raw files.)"""
 
 import logging
 from dataclasses import dataclass
@@ -9,24 +11,12 @@ from typing import Mapping
 import pandas as pd
 
 from recbole_llmaug.augment.atomic import AtomicTable, read_atomic, sha256_file
-from recbole_llmaug.config import augmented_folder
+from recbole_llmaug.data.folders import augmented_folder, dataset_dir
 from recbole_llmaug.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-# Defaults of the augmentor keys; properties/overall.yaml and the dataset files repeat/override them.
-AUGMENT_DEFAULTS = {
-    "item_text_template": None,  # None: "{<item_title_field>}"
-    "item_title_field": "title",
-    "user_text_max_items": 20,
-    "sim_user_topn": 10,
-}
 EXAMPLES_IN_MANIFEST = 20
-
-
-def augment_setting(settings: Mapping, key: str):
-    value = settings.get(key)
-    return AUGMENT_DEFAULTS[key] if value is None else value
 
 
 @dataclass
@@ -39,7 +29,7 @@ class DatasetFiles:
 
     @property
     def folder(self) -> Path:
-        return Path(self.settings["data_path"]) / self.name
+        return dataset_dir(self.settings)
 
     def path(self, suffix: str) -> Path:
         """An input file of the dataset."""
@@ -70,7 +60,12 @@ class DatasetFiles:
         return self.settings.get("field_separator") or "\t"
 
     def input_hashes(self, *suffixes: str) -> dict:
-        return {self.path(suffix).name: sha256_file(self.path(suffix)) for suffix in suffixes if self.path(suffix).is_file()}
+        """SHA-256 of the dataset's own files (``.inter``, ``.item``...) that exist."""
+        return _hashes(self.path(suffix) for suffix in suffixes)
+
+    def output_hashes(self, *suffixes: str) -> dict:
+        """SHA-256 of augmentor outputs that another output is computed from."""
+        return _hashes(self.output_path(suffix) for suffix in suffixes)
 
     @cached_property
     def inter(self) -> AtomicTable:
@@ -131,6 +126,10 @@ class DatasetFiles:
                 len(inter_items), self.inter.path.name, path.name,
             )
         return table
+
+
+def _hashes(paths) -> dict:
+    return {path.name: sha256_file(path) for path in paths if path.is_file()}
 
 
 def examples(values, limit: int = EXAMPLES_IN_MANIFEST) -> list:

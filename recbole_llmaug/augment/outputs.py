@@ -1,0 +1,134 @@
+"""The one declaration of every augmentor output, and the registry the stage and the datasets share.
+
+An :class:`Output` says everything about one file: its name (what ``--augment=`` and datasets call it),
+file suffix (``<dataset>.<suffix>``), header, what its freshness depends on, how to build it and how a
+RecBole dataset loads it. A :class:`System` names the outputs one published system needs (``llmesr``).
+
+Shared outputs are declared in :mod:`recbole_llmaug.augment.text_embeddings`; each system declares
+its own outputs and its group in ``recbole_llmaug/augment/systems/<system>.py`` (module attributes
+``OUTPUTS`` and ``SYSTEM``), found here by walking that package: adding a system touches no file here.
+"""
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+from recbole_llmaug.errors import UserError
+
+SHARED_MODULES = ("recbole_llmaug.augment.text_embeddings",)
+SYSTEMS_PACKAGE = "recbole_llmaug.augment.systems"
+
+
+@dataclass(frozen=True)
+class Output:
+    """One augmentor output file.
+
+    ``fingerprint(files) -> dict``: everything the file depends on (input hashes, versions, settings);
+    it is rebuilt when this changes. ``build(files, path) -> dict``: writes the file and returns the
+    manifest body. ``load(path, dataset)``: the file as tensors aligned with the RecBole dataset's ids.
+    """
+
+    name: str
+    suffix: str
+    header: Tuple[str, ...]
+    fingerprint: Callable
+    build: Callable
+    load: Callable
+    depends_on: Tuple[str, ...] = ()
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class System:
+    """The outputs one system needs, built in this order (dependencies are added by :func:`expand`).
+
+    ``split``: the RecBole split its training histories follow when no model says otherwise
+    ('sequential' for sequential recommenders, 'general' for the random/ordered split of general ones).
+    """
+
+    name: str
+    outputs: Tuple[str, ...]
+    split: str = "sequential"
+    doc: str = ""
+
+
+@dataclass
+class Registry:
+    outputs: Dict[str, Output] = field(default_factory=dict)
+    systems: Dict[str, System] = field(default_factory=dict)
+
+    def add_module(self, module) -> None:
+        for output in getattr(module, "OUTPUTS", ()):
+            if output.name in self.outputs or output.name in self.systems:
+                raise ValueError(f"augmentor output '{output.name}' is declared twice ({module.__name__})")
+            self.outputs[output.name] = output
+        system = getattr(module, "SYSTEM", None)
+        if system is not None:
+            if system.name in self.systems or system.name in self.outputs:
+                raise ValueError(f"augmentation system '{system.name}' is declared twice ({module.__name__})")
+            self.systems[system.name] = system
+
+
+_registry: Optional[Registry] = None
+
+
+def registry() -> Registry:
+    """Every declared output and system (imported once, on first use)."""
+    global _registry
+    if _registry is None:
+        found = Registry()
+        for name in SHARED_MODULES:
+            found.add_module(importlib.import_module(name))
+        package = importlib.import_module(SYSTEMS_PACKAGE)
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda info: info.name):
+            found.add_module(importlib.import_module(f"{SYSTEMS_PACKAGE}.{info.name}"))
+        for output in found.outputs.values():
+            for dependency in output.depends_on:
+                if dependency not in found.outputs:
+                    raise ValueError(f"output '{output.name}' depends on undeclared '{dependency}'")
+        for system in found.systems.values():
+            for member in system.outputs:
+                if member not in found.outputs:
+                    raise ValueError(f"system '{system.name}' names undeclared output '{member}'")
+        _registry = found
+    return _registry
+
+
+def known_names() -> List[str]:
+    return sorted(registry().outputs) + sorted(registry().systems)
+
+
+def get_output(name: str) -> Output:
+    outputs = registry().outputs
+    if name not in outputs:
+        raise UserError(f"Unknown augmentor output '{name}'. Choose one of {sorted(outputs)}.")
+    return outputs[name]
+
+
+def system_of(names: Iterable[str]) -> Optional[System]:
+    """The system among ``names``, if one is named (it says which split to follow by default)."""
+    systems = registry().systems
+    return next((systems[name] for name in names if name in systems), None)
+
+
+def expand(names: Iterable[str]) -> List[str]:
+    """Output names with systems unfolded and dependencies first, each once."""
+    reg = registry()
+    ordered: List[str] = []
+
+    def visit(name):
+        if name in reg.systems:
+            for member in reg.systems[name].outputs:
+                visit(member)
+            return
+        if name not in reg.outputs:
+            raise UserError(f"Unknown augmentor '{name}'. Choose one of {known_names()}, e.g. --augment=llmesr.")
+        for dependency in reg.outputs[name].depends_on:
+            visit(dependency)
+        if name not in ordered:
+            ordered.append(name)
+
+    for name in names:
+        visit(name)
+    return ordered
