@@ -1,8 +1,8 @@
 """Error paths of the chat layer against a fake OpenAI-compatible server on loopback.
 
-``FakeOpenAIServer`` is a scripted stand-in (not a model): each test queues the HTTP answers it
-wants (429, 500, a slow answer, malformed JSON, an id outside the candidates, a 400 for
-``response_format``) and then checks what the client did with them.
+``FakeOpenAIServer`` (tests/fake_openai.py) is a scripted stand-in (not a model): each test queues
+the HTTP answers it wants (429, 500, a slow answer, malformed JSON, an id outside the candidates, a
+400 for ``response_format``) and then checks what the client did with them.
 """
 
 import json
@@ -10,8 +10,6 @@ import logging
 import multiprocessing
 import sqlite3
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -33,74 +31,11 @@ from recbole_llmaug.llm.cache import SqliteCache
 from recbole_llmaug.llm.chat import CHAT_CACHE_FILE
 from recbole_llmaug.llm.selection import InvalidAnswer
 
+from fake_openai import FakeOpenAIServer, chat_body, error_body
+
 SECRET = "sk-test-do-not-leak-0123456789"
 CANDIDATES = ["A1", "B2", "C3"]
 MESSAGES = [{"role": "user", "content": "Which item next?"}]
-
-
-def chat_body(content, prompt_tokens=10, completion_tokens=5):
-    return {
-        "id": "fake", "object": "chat.completion", "created": 0, "model": "fake-model",
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
-    }
-
-
-class FakeOpenAIServer:
-    """A fake OpenAI endpoint that replays queued replies (a body, or a function of the request),
-    then a default valid chat answer."""
-
-    def __init__(self):
-        self.replies = []  # (status, body, headers, delay_s)
-        self.requests = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.default = (200, chat_body('{"ids": ["B2"]}'), {}, 0.0)
-        self._lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with fake._lock:
-                    fake.requests.append({"body": body, "authorization": self.headers.get("Authorization")})
-                    status, reply, headers, delay = fake.replies.pop(0) if fake.replies else fake.default
-                    fake.in_flight += 1
-                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
-                try:
-                    time.sleep(delay)
-                    if callable(reply):
-                        reply = reply(body)
-                    data = reply.encode() if isinstance(reply, str) else json.dumps(reply).encode()
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout test)
-                finally:
-                    with fake._lock:
-                        fake.in_flight -= 1
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self._thread.start()
-
-    def queue(self, status, body, headers=None, delay=0.0):
-        self.replies.append((status, body, headers or {}, delay))
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -122,10 +57,6 @@ def settings(tmp_path, fake_server, monkeypatch):
 def fast_client(settings):
     """The real client, with millisecond backoff so that retry tests stay fast."""
     return open_chat_client(settings, backoff_base=0.01)
-
-
-def error_body(message, kind="server_error"):
-    return {"error": {"message": message, "type": kind, "code": None}}
 
 
 # ------------------------------------------------------------------ retries

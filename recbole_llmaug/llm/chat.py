@@ -2,8 +2,10 @@
 
 The endpoint is OpenAI, vLLM, Ollama, llama.cpp, or (when nothing is configured) the embedded
 llama.cpp server from :mod:`recbole_llmaug.llm.local_server`. Transport problems (rate limits,
-5xx, timeouts, dropped connections) are retried with exponential backoff; every answer is stored
-in a persistent cache before it is returned, so reruns and resumed runs never pay twice.
+5xx, timeouts, dropped connections, an HTTP 200 whose body is not the expected JSON) are retried
+with exponential backoff; every acceptable answer is stored in a persistent cache before it is
+returned, so reruns and resumed runs never pay twice. A rejected answer (empty, or one the caller
+finds invalid) is never stored: a rerun asks again instead of replaying the failure.
 """
 
 import contextlib
@@ -13,7 +15,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Optional
+from typing import Callable, Iterator, Mapping, Optional
 
 import openai
 
@@ -26,7 +28,21 @@ logger = logging.getLogger(__name__)
 
 CHAT_CACHE_FILE = "chat.sqlite"
 LOCAL_API_KEY = "local-server-needs-no-key"
-RETRYABLE_ERRORS = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError, openai.APIConnectionError)
+MAX_DETAIL_CHARS = 300  # of a server's error text quoted in a message
+
+
+class MalformedResponse(Exception):
+    """An HTTP 200 whose body is not the answer asked for: not JSON, the wrong shape, no choices, or
+    (embeddings) vectors that do not match the inputs. Retried like a 5xx, because a server that
+    sent a broken body once may send a good one next time; never cached."""
+
+    def __init__(self, problem: str, response=None):
+        super().__init__(problem)
+        self.response = response  # the HTTP response, so that backoff honours its Retry-After
+
+
+RETRYABLE_ERRORS = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
+                    openai.APIConnectionError, MalformedResponse)
 
 
 def redact(text: str, secret: Optional[str]) -> str:
@@ -34,8 +50,59 @@ def redact(text: str, secret: Optional[str]) -> str:
     return text.replace(secret, "***") if secret else text
 
 
+def one_line(text: str, secret: Optional[str], limit: int = MAX_DETAIL_CHARS) -> str:
+    """``text`` redacted (before it is cut, so no prefix of the key survives), on one line, at most ``limit`` chars."""
+    text = " ".join(redact(str(text), secret).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class LLMCallError(Exception):
-    """A call that still failed after all retries; the caller records it and carries on."""
+    """A call that still failed after all retries; the caller records it and carries on.
+
+    The message names the problem (HTTP status, timeout, dropped connection, malformed body) on one
+    line, with the key redacted.
+    """
+
+
+def parsed_body(raw):
+    """The SDK object of a raw HTTP 200 response, or :class:`MalformedResponse` when its body cannot be read.
+
+    The SDK raises whatever its JSON decoder or post-parser raises (``JSONDecodeError``, ``ValueError``,
+    ``TypeError``...) on a broken body; all of them mean the same thing here.
+    """
+    try:
+        return raw.parse()
+    except Exception as error:  # noqa: BLE001 - any failure to read the body is a malformed answer
+        raise MalformedResponse(f"HTTP {raw.status_code} with a body that is not the expected JSON "
+                                f"({type(error).__name__}: {error})", raw.http_response) from None
+
+
+def describe_error(error, timeout: float, secret: Optional[str]) -> str:
+    """What went wrong, in words a user can act on (HTTP status, timeout, dropped connection, bad body),
+    on one line; what the server said is quoted shortened and with the key redacted."""
+    if isinstance(error, MalformedResponse):
+        return one_line(error, secret)
+    if isinstance(error, openai.APITimeoutError):
+        return f"no answer within llm_timeout={timeout:g}s (APITimeoutError)"
+    if isinstance(error, openai.APIConnectionError):
+        cause = error.__cause__ or error.__context__
+        detail = f": {type(cause).__name__}: {one_line(cause, secret)}" if cause is not None else ""
+        return f"connection failed or dropped (APIConnectionError{detail})"
+    if isinstance(error, openai.APIStatusError):
+        return f"HTTP {error.status_code} ({type(error).__name__}: {one_line(error.message, secret)})"
+    return f"{type(error).__name__}: {one_line(error, secret)}"
+
+
+def token_count(usage, name: str) -> int:
+    """A token count from a response's ``usage`` (0 when absent or not a number: it only feeds the cost estimate)."""
+    try:
+        return max(int(getattr(usage, name, 0) or 0), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _non_empty(text: str) -> bool:
+    return bool(text.strip())
 
 
 @dataclass
@@ -113,51 +180,88 @@ class ChatClient:
             "response_format": response_format, "prompt_version": prompt_version,
         })
 
-    def complete(self, messages: list, prompt_version: str, response_format: Optional[dict] = None) -> ChatAnswer:
-        """The answer for ``messages``, from the cache if this exact request was answered before."""
-        if response_format is not None and not self.schema_supported:
-            response_format = None
+    def _effective_format(self, response_format):
+        return response_format if self.schema_supported else None
+
+    def complete(self, messages: list, prompt_version: str, response_format: Optional[dict] = None,
+                 accept: Optional[Callable[[str], bool]] = None) -> ChatAnswer:
+        """The answer for ``messages``, from the cache if this exact request was answered acceptably before.
+
+        ``accept(text)`` says whether an answer is worth keeping (default: any non-empty text). Only an
+        accepted answer is cached, and a cached answer that is not accepted (left by an older version)
+        is asked again and replaced, so a failure is never replayed by a rerun. A rejected answer is
+        still returned, for the caller to retry or record.
+        """
+        accept = accept or _non_empty
+        response_format = self._effective_format(response_format)
         key = self.cache_key(messages, prompt_version, response_format)
         if self.cache is not None:
             stored = self.cache.get(key)
             if stored is not None:
-                self.stats.add(cache_hits=1)
                 record = json.loads(stored)
-                return ChatAnswer(record["text"], record["prompt_tokens"], record["completion_tokens"], cached=True)
+                if accept(record["text"]):
+                    self.stats.add(cache_hits=1)
+                    return ChatAnswer(record["text"], record["prompt_tokens"], record["completion_tokens"], cached=True)
         try:
             answer = self._call_with_retries(messages, response_format)
         except openai.BadRequestError as error:
             if response_format is None:
-                raise LLMCallError(redact(f"HTTP 400: {error}", self._secret)) from None
+                raise LLMCallError(describe_error(error, self.settings.timeout, self._secret)) from None
             if self.schema_supported:
                 logger.warning("%s rejected response_format; continuing without schemas (tolerant parsing "
                                "and validation)", self.base_url)
                 self.schema_supported = False
-            return self.complete(messages, prompt_version, None)  # looks up the schema-less answer first
+            return self.complete(messages, prompt_version, None, accept)  # looks up the schema-less answer first
+        if accept(answer.text):
+            self._store(key, answer)
+        return answer
+
+    def remember(self, messages: list, prompt_version: str, response_format: Optional[dict],
+                 answer: ChatAnswer) -> None:
+        """Cache ``answer`` as the resolution of the request ``messages``.
+
+        :func:`~recbole_llmaug.llm.selection.select` uses it when a correction round produced the
+        valid answer: the first request's own (invalid) answer is not cached, so without this a rerun
+        would pay for that request again before reaching the cached correction.
+        """
+        self._store(self.cache_key(messages, prompt_version, self._effective_format(response_format)), answer)
+
+    def _store(self, key: str, answer: ChatAnswer) -> None:
         if self.cache is not None:
             self.cache.put(key, json.dumps({
                 "text": answer.text, "prompt_tokens": answer.prompt_tokens,
                 "completion_tokens": answer.completion_tokens,
             }).encode("utf-8"))
-        return answer
 
     def _call_with_retries(self, messages, response_format) -> ChatAnswer:
         request = dict(model=self.model, messages=messages, **self.sampling())
         if response_format is not None:
             request["response_format"] = response_format
-        response = call_with_retries(
-            lambda: self._client.chat.completions.create(**request), self.settings, self.base_url, self.model,
-            self.stats, self.backoff_base, self.backoff_cap, self._secret,
+        return call_with_retries(
+            lambda: self._client.chat.completions.with_raw_response.create(**request), self.settings,
+            self.base_url, self.model, self.stats, self.backoff_base, self.backoff_cap, self._secret,
+            parse=self._answer,
         )
-        return self._answer(response)
 
-    def _answer(self, response) -> ChatAnswer:
-        text = ""
-        if response.choices:
-            text = response.choices[0].message.content or ""
-        usage = response.usage
-        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    def _answer(self, raw) -> ChatAnswer:
+        """The answer in a raw HTTP 200, or :class:`MalformedResponse` (retried) when it holds none.
+
+        No ``choices`` is malformed; a choice with empty or null content is an (empty) answer, which
+        the caller judges and :meth:`complete` does not cache.
+        """
+        response = parsed_body(raw)
+        choices = getattr(response, "choices", None)
+        if not isinstance(choices, list) or not choices:
+            raise MalformedResponse(f"HTTP {raw.status_code} with no choices in the chat answer", raw.http_response)
+        message = getattr(choices[0], "message", None)
+        text = getattr(message, "content", None)
+        if text is not None and not isinstance(text, str):
+            raise MalformedResponse(f"HTTP {raw.status_code} whose message content is a "
+                                    f"{type(text).__name__}, not text", raw.http_response)
+        text = text or ""
+        usage = getattr(response, "usage", None)
+        prompt_tokens = token_count(usage, "prompt_tokens")
+        completion_tokens = token_count(usage, "completion_tokens")
         cost = (prompt_tokens * self.settings.price_per_1k_input
                 + completion_tokens * self.settings.price_per_1k_output) / 1000.0
         self.stats.add(calls=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost)
@@ -177,9 +281,11 @@ def backoff_delay(attempt: int, error, base: float, cap: float) -> float:
 
 
 def call_with_retries(call, llm: LLMSettings, base_url: str, model: str, stats: "CallStats",
-                      backoff_base: float, backoff_cap: float, secret: Optional[str]):
-    """``call()`` retried on rate limits, 5xx, timeouts and dropped connections.
+                      backoff_base: float, backoff_cap: float, secret: Optional[str], parse=None):
+    """``parse(call())`` retried on rate limits, 5xx, timeouts, dropped connections and malformed bodies.
 
+    ``parse`` turns the HTTP answer into the result and raises :class:`MalformedResponse` when the
+    body is not what was asked for (so that is retried like a 5xx, and nothing from it is kept).
     Exhausted retries and other HTTP errors become :class:`LLMCallError` (one request failed);
     a refused key or an unknown model become :class:`UserError` (every request would fail).
     A 400 is re-raised as is, so the caller can drop an unsupported ``response_format``.
@@ -187,10 +293,12 @@ def call_with_retries(call, llm: LLMSettings, base_url: str, model: str, stats: 
     attempts = llm.max_retries + 1
     for attempt in range(attempts):
         try:
-            return call()
+            response = call()
+            return response if parse is None else parse(response)
         except RETRYABLE_ERRORS as error:
             if attempt + 1 == attempts:
-                raise LLMCallError(redact(f"{type(error).__name__} after {attempts} attempt(s): {error}", secret)) from None
+                problem = describe_error(error, llm.timeout, secret)
+                raise LLMCallError(f"{problem}, after {attempts} attempt(s)") from None
             stats.add(retries=1)
             delay = backoff_delay(attempt, error, backoff_base, backoff_cap)
             logger.debug("retrying in %.2fs after %s", delay, type(error).__name__)
@@ -209,7 +317,7 @@ def call_with_retries(call, llm: LLMSettings, base_url: str, model: str, stats: 
         except openai.BadRequestError:
             raise
         except openai.APIStatusError as error:
-            raise LLMCallError(redact(f"HTTP {error.status_code}: {error}", secret)) from None
+            raise LLMCallError(describe_error(error, llm.timeout, secret)) from None
     raise AssertionError("unreachable")
 
 

@@ -3,7 +3,8 @@
 Servers that honour ``response_format`` json_schema cannot produce an id outside the ``enum``;
 every answer is validated anyway, because other servers ignore the schema. An invalid answer is
 retried (with a short note on what was wrong) a bounded number of times and then returned as a
-failure with its raw text, so one bad answer never ends a run.
+failure with its raw text, so one bad answer never ends a run. Only valid answers are cached: a
+rerun asks the failed requests again instead of replaying their failures.
 """
 
 import json
@@ -112,6 +113,17 @@ def parse_selection(text: str, candidate_ids: Sequence[str], k: int) -> list:
     return chosen[:k]
 
 
+def _valid_for(candidate_ids: Sequence[str], k: int):
+    """``accept`` for :meth:`ChatClient.complete`: cache only answers that parse as a valid selection."""
+    def accept(text: str) -> bool:
+        try:
+            parse_selection(text, candidate_ids, k)
+        except InvalidAnswer:
+            return False
+        return True
+    return accept
+
+
 def select(client: ChatClient, messages: Sequence[dict], candidate_ids: Sequence, k: int,
            prompt_version: str, max_invalid_retries: int = MAX_INVALID_RETRIES) -> SelectionResult:
     """Ask the model to pick ``k`` of ``candidate_ids``; always returns, valid or not."""
@@ -119,13 +131,14 @@ def select(client: ChatClient, messages: Sequence[dict], candidate_ids: Sequence
     if not candidates or k < 1:
         raise ValueError(f"a selection needs candidates and k >= 1 (got {len(candidates)} candidates, k={k})")
     k = min(k, len(candidates))
-    conversation = list(messages) + [{"role": "user", "content": format_instruction(candidates, k)}]
+    conversation = first = list(messages) + [{"role": "user", "content": format_instruction(candidates, k)}]
     version = f"{prompt_version}|{SELECTION_FORMAT_VERSION}"
+    schema, accept = response_format(candidates, k), _valid_for(candidates, k)
     result = SelectionResult(ids=[], raw="", valid=False, attempts=0, cached=True)
     for _ in range(max_invalid_retries + 1):
         result.attempts += 1
         try:
-            answer = client.complete(conversation, version, response_format(candidates, k))
+            answer = client.complete(conversation, version, schema, accept)
         except LLMCallError as error:
             result.error, result.cached = str(error), False
             break
@@ -143,6 +156,8 @@ def select(client: ChatClient, messages: Sequence[dict], candidate_ids: Sequence
             ]
             continue
         result.valid, result.error = True, None
+        if result.attempts > 1:  # a rerun finds the valid answer under the first request at once
+            client.remember(first, version, schema, answer)
         return result
     client.stats.add(failures=1)
     return result
@@ -150,7 +165,12 @@ def select(client: ChatClient, messages: Sequence[dict], candidate_ids: Sequence
 
 def run_many(client: ChatClient, requests: Sequence[SelectionRequest], prompt_version: str,
              desc: str = "LLM selections") -> list:
-    """:func:`select` for every request with ``llm_concurrency`` in flight; results in request order."""
+    """:func:`select` for every request with ``llm_concurrency`` in flight; results in request order.
+
+    A failed request (transport fault or invalid answer after the retries) is a failed result, never
+    an exception. What does raise (a refused key, an unknown model: every request would fail) cancels
+    the requests not yet started; those in flight finish and their valid answers are cached.
+    """
     results = [None] * len(requests)
     with ThreadPoolExecutor(max_workers=client.settings.concurrency) as pool, \
             tqdm(total=len(requests), desc=desc, unit="req", dynamic_ncols=True) as bar:
@@ -158,9 +178,14 @@ def run_many(client: ChatClient, requests: Sequence[SelectionRequest], prompt_ve
             pool.submit(select, client, request.messages, request.candidate_ids, request.k, prompt_version): index
             for index, request in enumerate(requests)
         }
-        for future in as_completed(futures):
-            results[futures[future]] = future.result()
-            bar.update(1)
-            bar.set_postfix(client.stats.postfix(), refresh=False)
+        try:
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                bar.update(1)
+                bar.set_postfix(client.stats.postfix(), refresh=False)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
     return results
 
