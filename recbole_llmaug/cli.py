@@ -34,7 +34,7 @@ def build_parser():
 
 def run_search(args, config_files, overrides):
     """``--tune``: a Ray Tune search whose trials are our objective function."""
-    from recbole_llmaug.hyper_tuning import run_tune
+    from recbole_llmaug.tune import run_tune
 
     result = run_tune(args.model, args.dataset, args.tune, config_files, overrides,
                       ray_address=args.ray_address, resume=args.resume, output_dir=args.tune_output)

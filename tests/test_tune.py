@@ -1,30 +1,37 @@
-"""Ray Tune search (recbole_llmaug.hyper_tuning): space files, clear errors, per-epoch reports, and a real
-2-trial x 1-epoch search on a tiny dataset whose best config then runs through the command line.
+"""Ray Tune search (recbole_llmaug.tune): space files and their defaults, clear errors, per-epoch reports, the
+trials table and best config (best first), and a real 2-trial x 1-epoch search on a tiny dataset whose best
+config then runs through the command line.
 
-Only the last test starts Ray (in-process, 2 CPUs, ~1 minute with the resume); the others take seconds.
+Only the last test starts Ray (in-process, 2 CPUs, ~30 s with the resume); the others take seconds.
 """
 
+import csv
 import random
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from recbole_llmaug import hyper_tuning
+import recbole_llmaug.defaults as defaults_module
 from recbole_llmaug.errors import UserError
-from recbole_llmaug.hyper_tuning import (
-    TUNE_DEFAULTS,
-    _driver_settings,
-    _trial,
+from recbole_llmaug.tune import (
+    TUNE_SETTINGS,
     check_space,
     read_space,
     run_tune,
     to_search_space,
+    trial_rows,
+    tune_defaults,
+    tune_defaults_file,
+    write_report,
 )
+from recbole_llmaug.tune.driver import _check_resources, _driver_settings, _search_algorithm, _start_ray
+from recbole_llmaug.tune.trial import _trial
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_SPACES = sorted((REPO / "properties" / "hyper").glob("*.yaml"))
@@ -78,9 +85,20 @@ tune: {num_samples: 3, max_epochs: 4, cpus_per_trial: 0.5}
         "n_layers": ("choice", [1, 2, 3]), "hidden_size": ("randint", [32, 129]),
     }
     assert tune == {"num_samples": 3, "max_epochs": 4, "cpus_per_trial": 0.5}
-    space = to_search_space(params)
-    assert 1e-4 <= space["learning_rate"].sample() < 1e-2 and 32 <= space["hidden_size"].sample() < 129
-    assert space["n_layers"].sample() in (1, 2, 3)
+
+
+def test_each_distribution_becomes_the_ray_domain_with_its_bounds():
+    from ray.tune.search.sample import Categorical, Float, Integer
+
+    space = to_search_space({
+        "learning_rate": ("loguniform", [1e-4, 1e-2]), "hidden_dropout_prob": ("uniform", [0.1, 0.5]),
+        "n_layers": ("choice", [1, 2, 3]), "hidden_size": ("randint", [32, 129]),
+    })
+    lr, dropout, layers, size = (space[k] for k in ("learning_rate", "hidden_dropout_prob", "n_layers", "hidden_size"))
+    assert isinstance(lr, Float) and isinstance(lr.sampler, Float._LogUniform) and (lr.lower, lr.upper) == (1e-4, 1e-2)
+    assert isinstance(dropout.sampler, Float._Uniform) and (dropout.lower, dropout.upper) == (0.1, 0.5)
+    assert isinstance(layers, Categorical) and layers.categories == [1, 2, 3]
+    assert isinstance(size, Integer) and (size.lower, size.upper) == (32, 129)  # Ray's upper bound is excluded
 
 
 @pytest.mark.parametrize("text, message", [
@@ -132,7 +150,7 @@ def test_shipped_spaces_are_valid_for_their_model(path, data_root):
     params, tune = read_space(path)
     settings, config = _driver_settings(path.stem, "tiny", None, {"data_path": str(data_root)})
     check_space(params, settings, config, path)
-    assert set(tune) <= set(TUNE_DEFAULTS) and tune["max_epochs"] >= tune["grace_period"]
+    assert tune["max_epochs"] >= tune["grace_period"]
     for spec in to_search_space(params).values():
         spec.sample()
 
@@ -158,6 +176,32 @@ def test_run_tune_rejects_bad_input_before_starting_ray(tmp_path, data_root):
     assert not ray.is_initialized()
 
 
+def test_search_setting_defaults_are_read_from_properties_tune_yaml(tmp_path, data_root, monkeypatch):
+    """Every setting of the 'tune:' section has its default in properties/tune.yaml, and run_tune uses them."""
+    assert tune_defaults_file() == defaults_module.properties_dir() / "tune.yaml"
+    shipped = tune_defaults()
+    assert list(shipped) == list(TUNE_SETTINGS)
+    assert shipped["max_epochs"] is None  # ~: the run's own 'epochs'
+
+    props = tmp_path / "props"
+    props.mkdir()
+    monkeypatch.setattr(defaults_module, "properties_dir", lambda: props)
+    text = (REPO / "properties" / "tune.yaml").read_text()
+    (props / "tune.yaml").write_text(text.replace("num_samples: 10 ", "num_samples: 7  "))
+    assert tune_defaults() == {**shipped, "num_samples": 7}
+
+    (props / "tune.yaml").write_text(text.replace("grace_period: 1 ", "grace_period: 0 "))
+    with pytest.raises(UserError, match="Tune defaults .*tune.yaml.*'grace_period' must be an integer >= 1"):
+        run_tune("SASRec", "tiny", space_file(tmp_path, "learning_rate: {loguniform: [1.0e-4, 1.0e-2]}\n"),
+                 config_dict={"data_path": str(data_root)}, output_dir=tmp_path / "out")
+    (props / "tune.yaml").write_text("\n".join(line for line in text.splitlines() if "search_alg:" not in line))
+    with pytest.raises(UserError, match="has no default for 'search_alg'"):
+        tune_defaults()
+    (props / "tune.yaml").unlink()
+    with pytest.raises(UserError, match="defaults of the search settings.*are missing"):
+        tune_defaults()
+
+
 def test_trials_that_could_never_start_and_missing_search_packages_are_user_errors(monkeypatch):
     import importlib.util
 
@@ -165,22 +209,22 @@ def test_trials_that_could_never_start_and_missing_search_packages_are_user_erro
 
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
     with pytest.raises(UserError, match="asks for 1 GPU.*gpus_per_trial: 0 trains on CPU"):
-        hyper_tuning._check_resources({"cpus_per_trial": 1, "gpus_per_trial": 1}, local=True)
+        _check_resources({"cpus_per_trial": 1, "gpus_per_trial": 1}, local=True)
     with pytest.raises(UserError, match="asks for 4 CPU.*raise 'num_cpus'"):
-        hyper_tuning._check_resources({"cpus_per_trial": 4, "gpus_per_trial": 0}, local=True)
-    hyper_tuning._check_resources({"cpus_per_trial": 4, "gpus_per_trial": 0}, local=False)  # a warning only
+        _check_resources({"cpus_per_trial": 4, "gpus_per_trial": 0}, local=True)
+    _check_resources({"cpus_per_trial": 4, "gpus_per_trial": 0}, local=False)  # a warning only
     for name in ("optuna", "hyperopt"):
         if importlib.util.find_spec(name) is None:
             with pytest.raises(UserError, match=f"pip install {name}"):
-                hyper_tuning._search_algorithm(name, 0)
-    assert type(hyper_tuning._search_algorithm("random", 0)).__name__ == "BasicVariantGenerator"
+                _search_algorithm(name, 0)
+    assert type(_search_algorithm("random", 0)).__name__ == "BasicVariantGenerator"
 
 
 def test_a_ray_temp_dir_too_long_for_unix_sockets_is_a_user_error(tmp_path):
     import ray
 
     with pytest.raises(UserError, match="too long"):
-        hyper_tuning._start_ray(None, 1, str(tmp_path / ("x" * 50)))
+        _start_ray(None, 1, str(tmp_path / ("x" * 50)))
     assert not ray.is_initialized()
 
 
@@ -222,6 +266,93 @@ def test_trial_reports_every_epoch_then_best_valid_and_flat_grouped_test_metrics
         "valid/tail_user/ndcg@10": 0.25, "test/hit@10": 0.5, "test/ndcg@10": 0.28, "test/tail_item/hit@10": 0.2,
     }
     assert len(reports) == 3
+
+
+# ------------------------------------------------------------------------------------------ table and best config
+
+
+REPORT_SETTINGS = {"model": "SASRec", "dataset": "tiny", "metrics": ["Hit", "NDCG"], "topk": [10]}
+
+
+def hand_row(trial, score, learning_rate, status="done", error=None):
+    """A trial row as trial_rows() builds it; done trials carry test metrics derived from their score."""
+    tested = status == "done"
+    return {
+        "trial": trial, "status": status, "params": {"learning_rate": learning_rate, "n_layers": 2}, "epochs": 3,
+        "best_valid_score": score, "path": f"/trials/{trial}", "error": error,
+        "metrics": {"valid/ndcg@10": score, "test/ndcg@10": score / 2, "test/tail_item/ndcg@10": score / 4}
+        if tested else {},
+    }
+
+
+def table_order(markdown):
+    """Trial ids of a trials.md table, top to bottom."""
+    return [line.split("|")[1].strip() for line in markdown.splitlines() if line.startswith("|")][2:]
+
+
+@pytest.mark.parametrize("bigger, expected", [
+    (True, ["high", "mid", "low", "failed", "stopped_nan"]),  # e.g. NDCG: largest first
+    (False, ["low", "mid", "high", "failed", "stopped_nan"]),  # e.g. a loss: smallest first
+])
+def test_trials_table_and_csv_are_sorted_best_first_and_best_config_holds_the_best_trial(tmp_path, bigger, expected):
+    rows = [
+        hand_row("mid", 0.20, 0.002),
+        hand_row("failed", None, 0.009, status="error", error="Traceback ...\nRuntimeError: out of memory"),
+        hand_row("high", 0.30, 0.003),
+        hand_row("stopped_nan", float("nan"), 0.004, status="stopped"),  # unscored: last (in given order)
+        hand_row("low", 0.10, 0.001),
+    ]
+    fixed = {"hidden_size": 16, "eval_args": {"mode": "full"}}
+    out = write_report(tmp_path, tmp_path / "trials", rows, ["learning_rate", "n_layers"], REPORT_SETTINGS, fixed,
+                       valid_metric="ndcg@10", bigger=bigger, space_path="/spaces/SASRec.yaml")
+
+    markdown = (tmp_path / "trials.md").read_text()
+    assert markdown.splitlines()[0] == "# Ray Tune search: SASRec on tiny (/spaces/SASRec.yaml)"
+    assert markdown.splitlines()[2] == ("| trial | status | learning_rate | n_layers | epochs | valid ndcg@10 "
+                                        "| test ndcg@10 | tail_item ndcg@10 |")
+    assert table_order(markdown) == expected and table_order(out["trials_table"]) == expected
+    with open(tmp_path / "trials.csv", newline="") as handle:
+        assert [row["trial"] for row in csv.DictReader(handle)] == expected
+
+    best = expected[0]
+    score = {"high": 0.30, "low": 0.10}[best]
+    text = (tmp_path / "best_config.yaml").read_text()
+    assert f"# Trial {best}: best valid ndcg@10 = {score:.4f} after 3 epoch(s); " in text
+    assert yaml.safe_load(text) == {"hidden_size": 16, "eval_args": {"mode": "full"},
+                                    "learning_rate": {"high": 0.003, "low": 0.001}[best], "n_layers": 2}
+    assert out["best_params"] == {"learning_rate": {"high": 0.003, "low": 0.001}[best], "n_layers": 2}
+    assert out["best_valid_score"] == score
+    assert out["best_test_result"] == {"ndcg@10": score / 2, "tail_item/ndcg@10": score / 4}
+    assert (out["num_trials"], out["num_errors"]) == (5, 1)
+
+
+def test_a_search_without_any_scored_trial_writes_the_table_then_names_the_first_error(tmp_path):
+    rows = [hand_row("t1", None, 0.001, status="error", error="Traceback ...\nValueError: hidden_size odd"),
+            hand_row("t2", None, 0.002, status="error", error="RuntimeError: other")]
+    with pytest.raises(UserError, match=r"All 2 trial\(s\) of the search failed.*ValueError: hidden_size odd "
+                                        r"\(details in its trial folder /trials/t1\).*--resume"):
+        write_report(tmp_path, tmp_path / "trials", rows, ["learning_rate", "n_layers"], REPORT_SETTINGS, {},
+                     valid_metric="ndcg@10", bigger=True, space_path="space.yaml")
+    assert table_order((tmp_path / "trials.md").read_text()) == ["t1", "t2"]
+    assert not (tmp_path / "best_config.yaml").exists()
+
+
+def test_trial_rows_tell_finished_stopped_and_failed_trials_apart():
+    def result(trial_id, metrics, error=None):
+        return SimpleNamespace(metrics=metrics, path=f"/exp/_trial_{trial_id}", error=error,
+                               config={"learning_rate": 0.004, "n_layers": 1, "unsearched": 5})
+
+    rows = trial_rows([
+        result("a", {"trial_id": "a", "epoch": 3, "best_valid_score": 0.3, "valid/ndcg@10": 0.3,
+                     "test/ndcg@10": 0.2, "time_this_iter_s": 1.0}),
+        result("b", {"trial_id": "b", "epoch": 1, "best_valid_score": 0.1, "valid_score": 0.1}),
+        result("c", {}, error=RuntimeError("boom")),
+    ], ["learning_rate", "n_layers"])
+    assert [(row["trial"], row["status"], row["epochs"], row["best_valid_score"]) for row in rows] == [
+        ("a", "done", 3, 0.3), ("b", "stopped", 1, 0.1), ("_trial_c", "error", None, None)]
+    assert rows[0]["params"] == {"learning_rate": 0.004, "n_layers": 1}
+    assert rows[0]["metrics"] == {"valid/ndcg@10": 0.3, "test/ndcg@10": 0.2}  # Ray's own keys left out
+    assert rows[2]["path"] == "/exp/_trial_c" and str(rows[2]["error"]) == "boom"
 
 
 # ------------------------------------------------------------------------------------------ real search
@@ -282,15 +413,24 @@ tune:
         for column in ("learning_rate", "n_layers", "valid ndcg@10", "test hit@10", "test ndcg@10",
                        "tail_user hit@10", "tail_user ndcg@10", "tail_item hit@10", "tail_item ndcg@10"):
             assert column in table[0]
-        assert (results / "trials.md").read_text().count("\n|") >= 3
-        assert "test/tail_item/ndcg@10" in (results / "trials.csv").read_text().splitlines()[0]
-        # each trial kept its checkpoint and result record in its own folder
+        assert (results / "trials.md").read_text() == (
+            f"# Ray Tune search: SASRec on tiny ({space.resolve()})\n\n{out['trials_table']}\n")
+        with open(results / "trials.csv", newline="") as handle:
+            csv_rows = list(csv.DictReader(handle))
+        assert "test/tail_item/ndcg@10" in csv_rows[0]
+        assert [row["trial"] for row in csv_rows] == table_order(out["trials_table"])
+        # each trial kept its checkpoint and result record in its own folder, named after the trainable
         trial_dirs = [p for p in Path(out["experiment_dir"]).iterdir() if p.is_dir()]
         assert len(trial_dirs) == 2 and all(list((p / "saved").glob("SASRec-*.pth")) for p in trial_dirs)
+        assert all(p.name.startswith("_trial_") for p in trial_dirs)  # a renamed trainable breaks --resume
 
         best = yaml.safe_load(Path(out["best_config_file"]).read_text())
         assert set(best) == {"learning_rate", "n_layers", *TINY}  # flat: fixed settings + the best values
-        assert best["n_layers"] in (1, 2) and 1e-3 <= best["learning_rate"] < 1e-2
+        # the best config is the top row of the table, whose validation score is the highest (NDCG@10)
+        scores = [float(row["best_valid_score"]) for row in csv_rows]
+        assert scores[0] == max(scores) == out["best_valid_score"]
+        assert out["best_params"] == {"learning_rate": float(csv_rows[0]["learning_rate"]),
+                                      "n_layers": int(csv_rows[0]["n_layers"])}
         assert best == {**{k: v for k, v in TINY.items()}, **out["best_params"]}
         assert "test/hit@10" not in out["best_test_result"] and "tail_item/ndcg@10" in out["best_test_result"]
 
