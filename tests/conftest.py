@@ -9,34 +9,54 @@ import torch
 torch.set_num_threads(1)
 
 
-def write_tiny_dataset(root, name="tiny", n_users=30, n_items=20, min_len=5, max_len=14, seed=7,
-                       with_items=True):
-    """A small chronological dataset in RecBole's atomic format: ``root/name/name.inter`` (+ ``.item``).
+INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float"
+ITEM_HEADER = "item_id:token\ttitle:token\tbrand:token\tcategories:token_seq\tprice:float"
 
-    Item popularity is skewed (low ids popular) so that tail and head groups are both populated.
+
+def write_tiny_dataset(root, name="tiny", n_users=30, n_items=20, min_len=5, max_len=14, seed=7,
+                       with_items=True, inter=None, item=None):
+    """The one writer of test datasets: ``root/name/name.inter`` (+ ``.item``) in RecBole's atomic format.
+
+    Generated (default): ``n_users`` users with ``min_len``..``max_len`` distinct items each, in time
+    order; item popularity is skewed (low ids popular) so that tail and head groups are both populated;
+    the ``.item`` file has titles, brands, categories and prices (every 5th price missing).
+    Given: ``inter``/``item`` are the data rows (tab-separated, under the standard headers above),
+    written as they are, for tests that need exact rows (ties, gaps, out-of-order times).
     """
     rng = random.Random(seed)
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
-    weights = [1.0 / (i + 1) for i in range(n_items)]
-    lines = ["user_id:token\titem_id:token\ttimestamp:float"]
-    for user in range(1, n_users + 1):
-        length = rng.randint(min_len, max_len)
-        items = []
-        while len(items) < length:
-            item = rng.choices(range(1, n_items + 1), weights=weights)[0]
-            if item not in items:
-                items.append(item)
-        for step, item in enumerate(items):
-            lines.append(f"u{user}\ti{item}\t{1000 + 10 * step}")
-    (folder / f"{name}.inter").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if inter is None:
+        weights = [1.0 / (i + 1) for i in range(n_items)]
+        rows = []
+        for user in range(1, n_users + 1):
+            length = rng.randint(min_len, max_len)
+            items = []
+            while len(items) < length:
+                choice = rng.choices(range(1, n_items + 1), weights=weights)[0]
+                if choice not in items:
+                    items.append(choice)
+            rows += [f"u{user}\ti{choice}\t{1000 + 10 * step}" for step, choice in enumerate(items)]
+        inter = "\n".join(rows) + "\n"
+    (folder / f"{name}.inter").write_text(INTER_HEADER + "\n" + inter, encoding="utf-8")
+    if with_items and item is None:
+        rows = []
+        for index in range(1, n_items + 1):
+            price = "" if index % 5 == 0 else f"{index * 1.5:.2f}"
+            rows.append(f"i{index}\tProduct number {index}\tBrand{index % 3}\t'Beauty', 'Group{index % 4}'\t{price}")
+        item = "\n".join(rows) + "\n"
     if with_items:
-        rows = ["item_id:token\ttitle:token\tbrand:token\tprice:float"]
-        for item in range(1, n_items + 1):
-            price = "" if item % 5 == 0 else f"{item * 1.5:.2f}"
-            rows.append(f"i{item}\tProduct number {item}\tBrand{item % 3}\t{price}")
-        (folder / f"{name}.item").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        (folder / f"{name}.item").write_text(ITEM_HEADER + "\n" + item, encoding="utf-8")
     return folder
+
+
+def histories(folder, name="tiny"):
+    """``{user: [items in time order]}`` of a dataset written by :func:`write_tiny_dataset`."""
+    found = {}
+    lines = (folder / f"{name}.inter").read_text(encoding="utf-8").splitlines()[1:]
+    for user, item, time in sorted((line.split("\t") for line in lines), key=lambda row: float(row[2])):
+        found.setdefault(user, []).append(item)
+    return found
 
 
 @pytest.fixture

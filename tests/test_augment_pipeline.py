@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import write_tiny_dataset
 
 from recbole_llmaug.augment import ensure_augmented, run_augmentor
 from recbole_llmaug.augment.files import DatasetFiles
@@ -51,13 +52,7 @@ i6\tNail Polish\tGlossy\t'Beauty', 'Nails'\t7
 
 
 def write_dataset(root, name="tiny", inter=INTER_ROWS, item=ITEM_ROWS):
-    folder = root / name
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + inter, encoding="utf-8")
-    if item is not None:
-        header = "item_id:token\ttitle:token\tbrand:token\tcategories:token_seq\tprice:float\n"
-        (folder / f"{name}.item").write_text(header + item, encoding="utf-8")
-    return folder
+    return write_tiny_dataset(root, name, inter=inter, item=item, with_items=item is not None)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -5,9 +5,11 @@ Tiny fixture (30 users x 20 items, hidden 16); one torch thread (tiny ops are mu
 
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import histories, write_tiny_dataset
 import torch
 
 from recbole.config import Config
@@ -40,29 +42,22 @@ def _one_thread(monkeypatch):
 
 
 def write_fixture(root, with_llm=True, with_sim=True, seed=0):
-    """``tiny``: 30 users with 5-12 distinct items each, chronological; random 32-d item vectors."""
+    """``tiny`` (the shared test dataset: 30 users with 5-12 distinct items each, chronological) plus the
+    augmentor's outputs written by hand: random 32-d item vectors and 12 random similar users each."""
     rng = np.random.default_rng(seed)
-    folder = os.path.join(root, "tiny")
-    os.makedirs(folder, exist_ok=True)
-    sequences = {}
-    with open(os.path.join(folder, "tiny.inter"), "w") as f:
-        f.write("user_id:token\titem_id:token\ttimestamp:float\n")
-        for u in range(N_USERS):
-            items = [f"i{i}" for i in rng.choice(N_ITEMS, size=rng.integers(5, 13), replace=False)]
-            sequences[f"u{u}"] = items
-            for t, item in enumerate(items):
-                f.write(f"u{u}\t{item}\t{t}\n")
-    vectors = {f"i{i}": rng.normal(size=EMB_DIM).astype(np.float32) for i in range(N_ITEMS)}
+    folder = write_tiny_dataset(Path(root), max_len=12, with_items=False)
+    sequences = histories(folder)
+    vectors = {f"i{i}": rng.normal(size=EMB_DIM).astype(np.float32) for i in range(1, N_ITEMS + 1)}
     if with_llm:
-        with open(os.path.join(folder, "tiny.itememb"), "w") as f:
+        with open(folder / "tiny.itememb", "w") as f:
             f.write("iid:token\titem_emb:float_seq\n")
             for token, vec in vectors.items():
                 f.write(f"{token}\t{' '.join(f'{x:.6f}' for x in vec)}\n")
     if with_sim:
-        with open(os.path.join(folder, "tiny.simuser"), "w") as f:
+        with open(folder / "tiny.simuser", "w") as f:
             f.write("uid:token\tsim_uids:token_seq\n")
-            for u in range(N_USERS):
-                others = [v for v in rng.permutation(N_USERS) if v != u][:12]
+            for u in range(1, N_USERS + 1):
+                others = [v for v in rng.permutation(range(1, N_USERS + 1)) if v != u][:12]
                 f.write(f"u{u}\t{' '.join(f'u{v}' for v in others)}\n")
     return sequences, vectors
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import write_tiny_dataset
 import yaml
 
 import recbole_llmaug.defaults as defaults_module
@@ -38,28 +39,11 @@ SHIPPED_SPACES = sorted((REPO / "properties" / "hyper").glob("*.yaml"))
 TINY = {"hidden_size": 16, "inner_size": 32, "embedding_size": 16, "train_batch_size": 64, "eval_batch_size": 64}
 
 
-def write_tiny(root, name="tiny", n_users=30, n_items=20, seed=3):
-    """``root/name/name.inter``: 30 users x 20 items, 5-12 chronological interactions each, skewed items."""
-    rng = random.Random(seed)
-    folder = root / name
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = ["user_id:token\titem_id:token\ttimestamp:float"]
-    weights = [1.0 / (i + 1) for i in range(n_items)]
-    for user in range(n_users):
-        items = []
-        while len(items) < rng.randint(5, 12):
-            item = rng.choices(range(n_items), weights=weights)[0]
-            if item not in items:
-                items.append(item)
-        lines += [f"u{user}\ti{item}\t{100 + step}" for step, item in enumerate(items)]
-    (folder / f"{name}.inter").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root
-
-
 @pytest.fixture
 def data_root(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", [sys.argv[0]])  # RecBole's Config reads --k=v from argv
-    return write_tiny(tmp_path / "data")
+    write_tiny_dataset(tmp_path / "data", with_items=False)
+    return tmp_path / "data"
 
 
 def space_file(tmp_path, text, name="space.yaml"):
