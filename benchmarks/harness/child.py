@@ -73,16 +73,14 @@ def retest_one(job):
 
 
 def time_epochs(job):
-    """Seconds of each training epoch (RecBole's ``Trainer._train_epoch``, no evaluation), on the
+    """Seconds of each training epoch (the run's trainer's ``_train_epoch``, no evaluation), on the
     same data and batch size for every model."""
-    import torch
     from recbole.data import data_preparation
-    from recbole.trainer import Trainer
     from recbole.utils import init_seed
 
     from recbole_llmaug.config import make_config
     from recbole_llmaug.quick_start import prepare_augmentations
-    from recbole_llmaug.utils import create_dataset, get_model
+    from recbole_llmaug.utils import create_dataset, get_model, get_trainer
 
     config = make_config(job["model"], job["dataset"], config_dict=job["config"])
     model_class = get_model(job["model"])
@@ -92,9 +90,8 @@ def time_epochs(job):
     dataset = create_dataset(config)
     train_data, _, _ = data_preparation(config, dataset)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    model = model_class(config, train_data._dataset).to(config["device"])
-    torch.autograd.set_detect_anomaly(False)
-    trainer = Trainer(config, model)
+    model = model_class(config, train_data.dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)  # the run's own trainer
     seconds = []
     for epoch in range(job["epochs"]):
         start = time.perf_counter()
@@ -102,7 +99,7 @@ def time_epochs(job):
         seconds.append(time.perf_counter() - start)
     return {
         "epoch_seconds": seconds,
-        "train_rows": len(train_data._dataset),
+        "train_rows": len(train_data.dataset),
         "batches": len(train_data),
         "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "rss_before_model_mb": rss_before,
@@ -119,7 +116,6 @@ def main(job):
     torch.set_num_threads(job["threads"])
     from recbole_llmaug import quick_start  # noqa: F401  (applies the RecBole compatibility fixes first)
 
-    torch.autograd.set_detect_anomaly(False)
     Path(job["out"]).write_text(json.dumps(KINDS[job["kind"]](job)))
 
 

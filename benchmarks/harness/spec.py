@@ -66,8 +66,8 @@ class BenchSpec:
       ``timing``'s default; ``timing_reference``: the variant the ``x <name>`` column divides by.
     * ``dataset`` (``--dataset`` default), ``data_files``: suffixes of the dataset's files linked into
       the work folder (inputs and augmented files made elsewhere); the augmentor writes next to them.
-      Augmentation itself is the model's: ``run_recbole_llmaug`` builds or reuses what the model class
-      declares in ``required_augmentations`` (``--no_augment`` skips that, using the files as they are).
+      Augmentation itself is the model's: ``run_recbole_llmaug`` builds or reuses the outputs the model's
+      ``<Model>Dataset`` needs (``needed_outputs``; ``--no_augment`` skips that, using the files as they are).
     * ``settings``: config of every run, under the variant's overrides; its ``eval_args`` get the
       run's ``mode`` (``--protocol``) added. ``split``: how the report names the split.
     * ``groups``/``metrics``: report columns; ``cli_defaults``: other defaults for the command line
