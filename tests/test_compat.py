@@ -84,3 +84,22 @@ def test_bert4rec_mask_of_the_last_position_equals_recboles_loop():
     ours = model.reconstruct_test_data(item_seq.clone(), item_seq_len)
     theirs = BERT4Rec.recbole_reconstruct_test_data(model, item_seq.clone(), item_seq_len)
     assert torch.equal(ours, theirs) and (ours == 99).sum() == 64
+
+
+def test_property_files_read_scientific_numbers_as_floats(tmp_path):
+    """RecBole's yaml loader (compat.recbole_yaml_loader): plain PyYAML would read 1e-3 as a string."""
+    from recbole_llmaug.defaults import read_yaml
+
+    path = tmp_path / "p.yaml"
+    path.write_text("learning_rate: 1e-3\nlayer_norm_eps: 1.0e-12\n")
+    assert read_yaml(path) == {"learning_rate": 0.001, "layer_norm_eps": 1e-12}
+
+
+def test_importing_the_package_prints_no_ray_pkg_resources_warning():
+    """Ray 2.6 warns on import that pkg_resources is deprecated; compat silences that one warning."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-W", "default", "-c", "import recbole_llmaug.quick_start"],
+                            capture_output=True, text=True, check=True)
+    assert "pkg_resources" not in result.stderr
