@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -27,9 +28,17 @@ def test_baselines_train_and_report_groups_through_the_cli(model, tiny_dataset, 
     assert code == 0, output
     [record_file] = (tmp_path / "results").glob(f"{model}-tiny-*.json")
     record = json.loads(record_file.read_text())
-    for key in ("hit@10", "ndcg@10", "tail_user/hit@10", "head_user/ndcg@10", "tail_item/hit@10", "head_item/ndcg@10"):
-        assert key in record["test_result"]
-    assert record["checkpoint"] and record["timing"]["seconds_per_epoch"] > 0
+    assert record["model"] == model and record["timing"]["epochs_trained"] == 1  # --epochs=1 reached the run
+    result, sizes = record["test_result"], record["test_group_sizes"]
+    # each pair of groups partitions the 30 test users (one target each), so the size-weighted mean
+    # of a pair is the overall number
+    for left, right in (("tail_user", "head_user"), ("tail_item", "head_item")):
+        assert sizes[left] + sizes[right] == 30, (left, right)
+        for metric in ("hit@10", "ndcg@10"):
+            weighted = sum(result.get(f"{group}/{metric}", 0.0) * sizes[group] for group in (left, right)) / 30
+            assert weighted == pytest.approx(result[metric], abs=2e-4), (left, metric)
+    assert sizes["short_user"] + sizes["medium_user"] + sizes["long_user"] == 30
+    assert Path(record["checkpoint"]).is_file()
 
 
 def test_config_files_are_layered_after_property_files(tiny_dataset, fast_settings, tmp_path):
@@ -82,3 +91,9 @@ def test_ml100k_is_copied_from_recbole_and_data_path_is_honoured(tmp_path, monke
     config = make_config("SASRec", "ml-100k", config_dict={"data_path": str(elsewhere)})
     assert config["data_path"] == str(elsewhere / "ml-100k")
     assert config["MAX_ITEM_LIST_LENGTH"] == 50  # properties/dataset/ml-100k.yaml took effect
+
+
+@pytest.mark.parametrize("option", ["--resume", "--ray-address=auto", "--tune-output=out"])
+def test_search_options_without_tune_are_an_error(option, capsys, tiny_dataset):
+    code, output = run_cli(["--model=SASRec", "--dataset=tiny", f"--data_path={tiny_dataset}", option], capsys)
+    assert code == 2 and "--tune=SPACE.yaml" in output and "Traceback" not in output

@@ -74,6 +74,119 @@ def test_pareto_threshold_puts_top_fifth_in_head():
     assert int((torch.from_numpy(counts) < threshold).sum()) == 8
 
 
+def test_pareto_threshold_keeps_one_head_entry_among_few():
+    """Fewer than five entries: 20% rounds up to one head entry, the largest; none: no head at all."""
+    assert pareto_threshold([5]) == 5.0
+    assert pareto_threshold([1, 3, 2]) == 3.0
+    assert pareto_threshold([]) == math.inf
+
+
+# A hand-made dataset; each user's last two items are valid/test, the rest is training:
+# a has 6 training items, b 4, d 3, e 2 (so e's only training row is the 1-item prefix); z has a single
+# interaction, so a sequential model gets no training row for it (no prefix) and a general model one.
+# i8 and i99 occur only in valid/test; i99 is the last new item in the file and z the last user, so
+# they get the highest ids.
+EDGE_HISTORIES = {
+    "a": ["i1", "i2", "i3", "i5", "i6", "i7", "i4", "i8"],
+    "e": ["i1", "i9", "i6", "i7"],
+    "b": ["i1", "i2", "i4", "i5", "i3", "i99"],
+    "d": ["i1", "i2", "i7", "i6", "i3"],
+    "z": ["i1"],
+}
+EDGE_USERS = ["a", "e", "b", "d"]
+EDGE_HISTORY = {"a": 6, "e": 2, "b": 4, "d": 3}  # training history length; z: 0 sequential, 1 general
+EDGE_POPULARITY = {"i1": 4, "i2": 3, "i3": 1, "i4": 1, "i5": 2, "i6": 1, "i7": 2, "i8": 0, "i9": 1, "i99": 0}
+
+
+@pytest.fixture
+def edge_dataset(tmp_path):
+    folder = tmp_path / "edges"
+    folder.mkdir()
+    lines = ["user_id:token\titem_id:token\ttimestamp:float"]
+    lines += [f"{user}\t{item}\t{100 * index + step}" for index, (user, items) in enumerate(EDGE_HISTORIES.items())
+              for step, item in enumerate(items)]
+    (folder / "edges.inter").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return tmp_path
+
+
+def edge_groups(edge_dataset, fast_settings, model="SASRec", **settings):
+    config = make_config(model, "edges", config_dict=dict(fast_settings, data_path=str(edge_dataset), **settings))
+    train, _, _ = data_preparation(config, create_dataset(config))
+    return LongTailGroups(config, train._dataset), train._dataset
+
+
+def by_token(dataset, field, tensor, tokens):
+    return {token: tensor[int(dataset.token2id(field, token))].item() for token in tokens}
+
+
+@pytest.mark.parametrize("model", ["SASRec", "BPR"])
+def test_history_and_popularity_count_every_training_interaction(edge_dataset, fast_settings, model):
+    """Sequential training rows hold each user's first item only as a 1-item prefix; it must be
+    counted once, for the user and for the item. Items seen only in valid/test have popularity 0."""
+    groups, dataset = edge_groups(edge_dataset, fast_settings, model)
+    assert groups.history.shape == (dataset.user_num,) and groups.popularity.shape == (dataset.item_num,)
+    history = dict(EDGE_HISTORY, z=0 if model == "SASRec" else 1)
+    popularity = dict(EDGE_POPULARITY, i1=4 if model == "SASRec" else 5)
+    assert by_token(dataset, "user_id", groups.history, history) == history
+    assert by_token(dataset, "item_id", groups.popularity, popularity) == popularity
+    assert groups.history[0] == 0 and groups.popularity[0] == 0  # padding
+
+
+def test_default_thresholds_are_pareto_over_real_users_and_items(edge_dataset, fast_settings):
+    """Id 0 (padding) takes no part: the head is the top fifth of the real users and items."""
+    groups, _ = edge_groups(edge_dataset, fast_settings)
+    assert groups.user_threshold == 6.0  # 5 users -> 1 head user: a (6); without a it would be 4
+    assert groups.item_threshold == 3.0  # 10 items -> 2 head items: i1 (4), i2 (3); without i1 it would be 2
+
+
+def test_users_whose_history_equals_the_threshold_are_head_users(edge_dataset, fast_settings):
+    groups, dataset = edge_groups(edge_dataset, fast_settings, tail_user_threshold=4)
+    assert groups.user_threshold == 4.0
+    users = torch.tensor([int(dataset.token2id("user_id", user)) for user in EDGE_USERS])
+    masks = groups.user_masks(users)
+    assert masks["tail_user"].tolist() == [False, True, False, True]  # a, e, b, d: b has exactly 4, head
+    assert masks["head_user"].tolist() == [True, False, True, False]
+
+
+def test_items_whose_popularity_equals_the_threshold_are_head_items(edge_dataset, fast_settings):
+    groups, dataset = edge_groups(edge_dataset, fast_settings, tail_item_threshold=2)
+    assert groups.item_threshold == 2.0
+    tail = by_token(dataset, "item_id", groups.tail_item, EDGE_POPULARITY)
+    assert tail == {item: count < 2 for item, count in EDGE_POPULARITY.items()}
+    assert tail["i5"] is False and tail["i7"] is False  # exactly 2 interactions: head
+
+
+def test_length_groups_include_their_low_bound_and_exclude_their_high_bound(edge_dataset, fast_settings):
+    """user_length_groups are [low, high): with short [0,4), medium [4,6), long [6,inf), b (4) is
+    medium and a (6) is long."""
+    groups, dataset = edge_groups(edge_dataset, fast_settings, user_length_groups={
+        "short": [0, 4], "medium": [4, 6], "long": [6, None]})
+    users = torch.tensor([int(dataset.token2id("user_id", user)) for user in EDGE_USERS])
+    masks = groups.user_masks(users)  # a (6), e (2), b (4), d (3)
+    assert list(masks) == ["tail_user", "head_user", "short_user", "medium_user", "long_user"]
+    assert masks["short_user"].tolist() == [False, True, False, True]
+    assert masks["medium_user"].tolist() == [False, False, True, False]
+    assert masks["long_user"].tolist() == [True, False, False, False]
+
+
+def test_without_training_data_the_collector_gives_recboles_numbers_only(tiny_dataset, fast_settings):
+    """A trainer that evaluates without ``fit``/``prepare_groups`` has no groups: RecBole's own
+    overall numbers, no group entries, no group sizes."""
+    from recbole.evaluator import Collector, Evaluator
+
+    config = make_config("SASRec", "tiny", config_dict=dict(fast_settings, data_path=str(tiny_dataset), topk=[2]))
+    ours, theirs = LongTailCollector(config), Collector(config)
+    scores = torch.tensor([[0.1, 0.9, 0.5, 0.2], [0.8, 0.1, 0.3, 0.7]])
+    batch = (scores, Interaction({"user_id": torch.tensor([1, 2])}), torch.tensor([0, 1]), torch.tensor([2, 1]))
+    ours.eval_batch_collect(*batch)
+    theirs.eval_batch_collect(*batch)
+    evaluator = LongTailEvaluator(config)
+    result = evaluator.evaluate(ours.get_data_struct())
+    assert result == Evaluator(config).evaluate(theirs.get_data_struct())
+    assert result == {"hit@2": 0.5, "ndcg@2": pytest.approx(0.5 / math.log2(3), abs=1e-4)}  # u1 hits item 2 at rank 2
+    assert evaluator.group_sizes == {}
+
+
 def _plain_recbole_test_result(config):
     init_seed(config["seed"], config["reproducibility"])
     train, valid, test = data_preparation(config, create_dataset(config))
@@ -104,6 +217,18 @@ def test_all_users_numbers_equal_recboles_own(tiny_dataset, fast_settings, mode)
     assert record["test_result"] == ours["test_result"] and record["timing"]["epochs_trained"] == 1
 
 
+def test_metrics_beyond_the_topk_list_are_reported_overall_only(tiny_dataset, fast_settings):
+    """GAUC needs each row's full ranking, not its top-k hits: RecBole's overall number, no per-group
+    ones. (RecBole 1.2.1's own collector fails on the metrics that need training counts, such as
+    ItemCoverage and AveragePopularity, with or without this package.)"""
+    settings = dict(fast_settings, data_path=str(tiny_dataset), metrics=["Hit", "NDCG", "GAUC"])
+    ours = train_and_evaluate(make_config("SASRec", "tiny", config_dict=settings), saved=False)["test_result"]
+    theirs = _plain_recbole_test_result(make_config("SASRec", "tiny", config_dict=settings))
+    assert {key: value for key, value in ours.items() if "/" not in key} == theirs
+    assert set(theirs) == {"hit@10", "ndcg@10", "gauc"}
+    assert {key.split("/")[1] for key in ours if "/" in key} == {"hit@10", "ndcg@10"}
+
+
 def test_extra_test_modes_test_the_same_model_under_sampled_protocols(tiny_dataset, fast_settings):
     settings = dict(fast_settings, data_path=str(tiny_dataset))
     plain = train_and_evaluate(make_config("SASRec", "tiny", config_dict=settings), saved=False)
@@ -127,7 +252,8 @@ def test_a_saved_run_tests_again_to_its_own_numbers(tiny_dataset, fast_settings)
                     train_neg_sample_args={"distribution": "uniform", "sample_num": 1, "alpha": 1.0,
                                            "dynamic": False, "candidate_num": 0})
     record = train_and_evaluate(make_config("SASRec", "tiny", config_dict=settings), saved=True)
-    again = evaluate_saved_model(record["checkpoint"], modes=["full", "uni3"])
+    # the sampled mode first: it must leave nothing behind that the full ranking would pick up
+    again = evaluate_saved_model(record["checkpoint"], modes=["uni3", "full"])
     assert again["full"]["result"] == record["test_result"]
     assert again["full"]["group_sizes"] == record["test_group_sizes"]
     assert again["uni3"]["result"] == record["extra_test_results"]["uni3"]["result"]
