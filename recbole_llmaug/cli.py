@@ -66,11 +66,17 @@ def main(argv=None):
             from recbole_llmaug.augment import run_augmentor
             from recbole_llmaug.config import load_settings
 
-            settings = load_settings(args.dataset, args.model, config_files, overrides)
-            if args.model:  # the model's type decides which split the training histories follow
+            model = args.model
+            if model is None:  # a system's options live in its model's property file
+                from recbole_llmaug.augment.outputs import registry
+
+                system = registry().systems.get(args.augment)
+                model = system.model if system is not None else None
+            settings = load_settings(args.dataset, model, config_files, overrides)
+            if model:  # the model's type decides which split the training histories follow
                 from recbole_llmaug.utils import get_model
 
-                settings["MODEL_TYPE"] = get_model(args.model).type
+                settings["MODEL_TYPE"] = get_model(model).type
             run_augmentor(args.augment, settings)
             return 0
         if not args.model:

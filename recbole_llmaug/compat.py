@@ -154,3 +154,16 @@ def loader_under_mode(config, eval_data, mode):
     finally:
         eval_args["mode"] = saved_mode
         config["test_neg_sample_args"] = saved_neg
+
+
+def recbole_model_properties(model_name):
+    """RecBole's own property file of one of its models (``recbole/properties/model/<name>.yaml``), or None.
+
+    A model that wraps a RecBole backbone (LLMSeR) takes the backbone's complete configuration: RecBole's
+    defaults for it (e.g. BERT4Rec's ``transform: mask_itemseq``) and then ours."""
+    import recbole
+
+    from pathlib import Path
+
+    path = Path(recbole.__file__).parent / "properties" / "model" / f"{model_name}.yaml"
+    return path if path.is_file() else None

@@ -9,7 +9,7 @@ place where our defaults are written (see :mod:`recbole_llmaug.defaults`).
 import ast
 from pathlib import Path
 
-from recbole_llmaug.compat import honour_data_path, isolated_argv
+from recbole_llmaug.compat import honour_data_path, isolated_argv, recbole_model_properties
 from recbole_llmaug.data.folders import check_dataset, dataset_dir, default_data_path
 from recbole_llmaug.defaults import properties_dir, read_yaml
 from recbole_llmaug.options import validate
@@ -41,13 +41,32 @@ def property_files(dataset, model=None):
     return [path for path in files if path.is_file()]
 
 
-def model_options(model):
-    """The model's own declared options (``<Model>.OPTIONS``), for validation."""
+def _model_class(model):
     if not model:
-        return ()
+        return None
     from recbole_llmaug.utils import get_model
 
-    return tuple(getattr(get_model(model), "OPTIONS", ()))
+    return get_model(model)
+
+
+def model_options(model):
+    """The model's own declared options (``<Model>.OPTIONS``), for validation."""
+    return tuple(getattr(_model_class(model), "OPTIONS", ()))
+
+
+def backbone_files(model, later_layers):
+    """For a model that wraps a RecBole backbone (``config_from_backbone = True``, e.g. LLMSeR): the
+    backbone's property files, RecBole's then ours, placed under the model's own file. The backbone is
+    the last ``backbone`` value among the model's file, ``--config_files`` and the overrides."""
+    if not getattr(_model_class(model), "config_from_backbone", False):
+        return []
+    backbone = None
+    for values in later_layers:
+        backbone = values.get("backbone", backbone)
+    if not backbone:
+        return []
+    ours = properties_dir() / "model" / f"{backbone}.yaml"
+    return [path for path in (recbole_model_properties(str(backbone)), ours) if path is not None and path.is_file()]
 
 
 def load_settings(dataset, model=None, config_file_list=None, config_dict=None):
@@ -59,13 +78,19 @@ def load_settings(dataset, model=None, config_file_list=None, config_dict=None):
     The options of :mod:`recbole_llmaug.options` and the model's own ``OPTIONS`` are validated here,
     before any work starts.
     """
+    files = property_files(dataset, model) + [Path(p) for p in (config_file_list or [])]
+    layers = [(str(path), read_yaml(path)) for path in files]
+    overrides = {key: parse_override(value) for key, value in (config_dict or {}).items()}
+    model_file = properties_dir() / "model" / f"{model}.yaml"
+    at = next((index for index, path in enumerate(files) if path == model_file), len(property_files(dataset)))
+    extra = backbone_files(model, [values for _, values in layers[at:]] + [overrides])
+    layers[at:at] = [(str(path), read_yaml(path)) for path in extra]
     settings, origin = {}, {}
-    for path in property_files(dataset, model) + [Path(p) for p in (config_file_list or [])]:
-        values = read_yaml(path)
+    for where, values in layers:
         settings.update(values)
-        origin.update(dict.fromkeys(values, str(path)))
+        origin.update(dict.fromkeys(values, where))
     for key, value in (config_dict or {}).items():
-        settings[key] = parse_override(value)
+        settings[key] = overrides[key]
         origin[key] = f"--{key}={value}" if isinstance(value, str) else "the config_dict passed in"
     validate(settings, model_options(model), origin)
     settings["dataset"] = dataset

@@ -45,11 +45,14 @@ class System:
 
     ``split``: the RecBole split its training histories follow when no model says otherwise
     ('sequential' for sequential recommenders, 'general' for the random/ordered split of general ones).
+    ``model``: the model whose property file holds the system's augmentation options (read when
+    ``--augment=<system>`` is run without ``--model``).
     """
 
     name: str
     outputs: Tuple[str, ...]
     split: str = "sequential"
+    model: Optional[str] = None
     doc: str = ""
 
 

@@ -9,5 +9,6 @@ SYSTEM = System(
     name="llmesr",
     outputs=("item_emb", "user_emb", "sim_users"),
     split="sequential",
+    model="LLMESR",
     doc="LLM-ESR: .itememb, .useremb, .simuser",
 )

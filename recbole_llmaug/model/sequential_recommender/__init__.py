@@ -1,5 +1,6 @@
 """Our sequential recommenders, one model per file (class name = file name, lower-cased)."""
 
 from recbole_llmaug.model.sequential_recommender.llmesr import LLMESR
+from recbole_llmaug.model.sequential_recommender.llmser import LLMSeR
 
-__all__ = ["LLMESR"]
+__all__ = ["LLMESR", "LLMSeR"]

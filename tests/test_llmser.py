@@ -1,0 +1,316 @@
+"""LLMSeR: leak-free augmentation (reverse/forward candidate models, selection, filter, reliability),
+the dataset's weights, the dual-channel loss per backbone, and runs through RecBole's trainer.
+
+The augmentation fixture uses the real embedding model and the real local LLM (SmolLM2 behind the
+embedded llama.cpp server) on a tiny dataset whose validation and test items occur nowhere else, so a
+leak of either into a model, a prompt, a candidate or a weight is visible.
+"""
+
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import write_tiny_dataset
+
+from recbole_llmaug.augment.atomic import read_atomic
+from recbole_llmaug.augment.systems import llmser as system
+from recbole_llmaug.config import load_settings, make_config
+from recbole_llmaug.model.sequential_recommender.llmser import LLMSeR, prepend
+
+N_USERS, N_ITEMS = 12, 12
+SMALL = {"llmser_candidates": 5, "llmser_select": 3, "llmser_keep": 2, "llmser_arv_candidates": 3,
+         "llmser_ccg_epochs": 1, "MAX_ITEM_LIST_LENGTH": 10}
+MODEL = {"hidden_size": 16, "inner_size": 32, "embedding_size": 16, "n_heads": 1, "n_layers": 1, "epochs": 1,
+         "train_batch_size": 16, "eval_batch_size": 64, "show_progress": False, "state": "ERROR"}
+
+
+def histories_with_private_holdouts(seed=5):
+    """Users with 3-6 training items from a small catalogue, then a validation item ``v<u>`` and a
+    test item ``t<u>`` that nobody else has."""
+    rng = random.Random(seed)
+    found = {}
+    for user in range(1, N_USERS + 1):
+        items = rng.sample([f"i{i}" for i in range(1, N_ITEMS + 1)], rng.randint(3, 6))
+        found[f"u{user}"] = items + [f"v{user}", f"t{user}"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def augmented(tmp_path_factory):
+    """Data root, folders and the settings of one LLMSeR augmentation (default modes: LLM picks by id,
+    LLM reliability) with every prompt the LLM was sent."""
+    root = tmp_path_factory.mktemp("llmser")
+    sequences = histories_with_private_holdouts()
+    inter = "".join(f"{user}\t{item}\t{100 + step}\n" for user, items in sequences.items() for step, item in enumerate(items))
+    names = [f"i{i}" for i in range(1, N_ITEMS + 1)] + [f"{kind}{u}" for u in range(1, N_USERS + 1) for kind in "vt"]
+    titles = {name: (f"Lipstick shade {name}" if name.startswith("i") else f"Held out {name} serum") for name in names}
+    item = "".join(f"{name}\t{titles[name]}\tBrand\t'Beauty'\t9.5\n" for name in names)
+    write_tiny_dataset(root / "data", inter=inter, item=item)
+    overrides = dict(SMALL, data_path=str(root / "data"), augment_path=str(root / "aug"),
+                     llmaug_cache_dir=str(root / "cache"), checkpoint_dir=str(root / "saved"), results_dir=None, **MODEL)
+    prompts = []
+    real_select = system._select_all
+
+    def recording_select(settings, requests, desc, version):  # the real LLM, with the prompts kept
+        prompts.extend(messages for messages, _, _ in requests)
+        return real_select(settings, requests, desc, version)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(system, "_select_all", recording_select)
+    patch.setattr(sys, "argv", [sys.argv[0]])
+    try:
+        from recbole.utils import ModelType
+
+        from recbole_llmaug.augment import run_augmentor
+
+        settings = load_settings("tiny", "LLMSeR", config_dict=overrides)
+        manifest = run_augmentor("llmser", dict(settings, MODEL_TYPE=ModelType.SEQUENTIAL))
+    finally:
+        patch.undo()
+    return {"root": root, "out": root / "aug" / "tiny", "sequences": sequences, "overrides": overrides,
+            "prompts": prompts, "manifest": manifest, "settings": settings}
+
+
+def rows(path):
+    table = read_atomic(path)
+    return table.frame.values.tolist()
+
+
+def held_out(sequences):
+    return {item for items in sequences.values() for item in items[-2:]}
+
+
+# ---------------------------------------------------------------------------- augmentation
+def test_the_candidate_models_see_only_training_sequences(augmented):
+    """The reverse model trains on reversed training sequences, the forward one on training sequences
+    minus their last item: exactly, and neither ever sees a validation or test item."""
+    work = augmented["out"] / ".tiny.llmser_work"
+    for name, expected in (("reverse", lambda items: items[:-2][::-1]), ("forward", lambda items: items[:-3])):
+        found = {}
+        for user, item, step in sorted(rows(work / name / f"{name}.inter"), key=lambda row: float(row[2])):
+            found.setdefault(user, []).append(item)
+        wanted = {user: expected(items) for user, items in augmented["sequences"].items() if expected(items)}
+        assert found == wanted, name
+
+
+def test_no_validation_or_test_item_reaches_a_candidate_a_prompt_or_a_weight(augmented):
+    secret = held_out(augmented["sequences"])
+    out = augmented["out"]
+    for suffix in ("ccgcand", "arvcand", "pseudo.llm-ids", "arv.llm"):
+        for row in rows(out / f"tiny.{suffix}"):
+            assert not secret & set(" ".join(row[1:]).split()), (suffix, row)
+    texts = [message["content"] for messages in augmented["prompts"] for message in messages]
+    assert len(augmented["prompts"]) == 2 * N_USERS  # one selection and one reliability pick per user
+    assert not [text for text in texts if "Held out" in text]
+    # the hidden item of the reliability check is the last *training* item
+    hidden = {user: row[0] for user, *row in rows(out / "tiny.arvcand")}
+    assert hidden == {user: items[-3] for user, items in augmented["sequences"].items()}
+
+
+def test_the_llm_pass_is_recorded_in_the_manifest_and_rerun_for_free(augmented):
+    pseudo = augmented["manifest"]["outputs"]["llmser_pseudo_llm_ids"]
+    assert pseudo["usage"]["calls"] + pseudo["usage"]["cache_hits"] >= N_USERS
+    assert pseudo["counts"]["users"] == N_USERS and pseudo["counts"]["rows"] == N_USERS - pseudo["counts"]["failures"]
+    assert 0 < pseudo["filter_kept_share_of_llm_picks"] <= 1
+    from recbole.utils import ModelType
+
+    from recbole_llmaug.augment import run_augmentor
+
+    again = run_augmentor("llmser", dict(augmented["settings"], MODEL_TYPE=ModelType.SEQUENTIAL))
+    assert all(manifest["reused"] for manifest in again["outputs"].values())
+
+
+def test_pseudo_items_are_kept_candidates_oldest_first(augmented):
+    candidates = system._read_lists(augmented["out"] / "tiny.ccgcand")
+    for user, items in system._read_lists(augmented["out"] / "tiny.pseudo.llm-ids").items():
+        assert len(items) == SMALL["llmser_keep"] and set(items) <= set(candidates[user])
+        ranks = [candidates[user].index(item) for item in items]
+        assert ranks == sorted(ranks, reverse=True)  # the reverse model's best candidate is last
+        assert not set(items) & set(augmented["sequences"][user])  # never one of the user's own items
+
+
+def test_the_semantic_filter_keeps_the_m_picks_closest_to_the_history(augmented, monkeypatch):
+    """The selection logic with fixed picks in place of the LLM (a stand-in, for this unit only)."""
+    files = system.DatasetFiles(dict(augmented["settings"]))
+    vectors = system.ItemVectors(files)
+    histories = system.user_train_histories(files)
+    candidates = system._read_lists(augmented["out"] / "tiny.ccgcand")
+    picks = {user: found[:3] for user, found in candidates.items()}
+    monkeypatch.setattr(system, "_select_all", lambda settings, prompts, desc, version:
+                        ([picks[user] for user in sorted(picks)], {"calls": 0}))
+    found, report = system.pseudo_items("llm-ids", histories, candidates, vectors, {}, augmented["settings"])
+    for user, items in found.items():
+        anchor = vectors.history(histories[user])
+        scores = {item: float(vectors.of([item])[0] @ (anchor / np.linalg.norm(anchor))) for item in picks[user]}
+        best = sorted(picks[user], key=lambda item: -scores[item])[:2]
+        assert sorted(items) == sorted(best)
+    assert report["filter_kept_share_of_llm_picks"] == pytest.approx(2 / 3)
+    unfiltered, _ = system.pseudo_items("llm-ids-nofilter", histories, candidates, vectors, {}, augmented["settings"])
+    assert {user: sorted(items) for user, items in unfiltered.items()} == {user: sorted(p[:2]) for user, p in picks.items()}
+
+
+def test_the_reliability_is_the_cosine_of_the_pick_and_the_hidden_item(augmented):
+    files = system.DatasetFiles(dict(augmented["settings"]))
+    vectors = system.ItemVectors(files)
+    given = {user: (hidden, cands.split()) for user, hidden, cands in rows(augmented["out"] / "tiny.arvcand")}
+    found, _ = system.arv_weights("none", system.user_train_histories(files), given, vectors, {}, augmented["settings"])
+    ids, matrix = system.read_embeddings(augmented["out"] / "tiny.itememb")
+    table = dict(zip(ids, matrix))
+    for user, (picked, hidden, weight) in found.items():
+        assert picked == given[user][1][0]  # 'none': the forward model's top 1
+        a, b = table[picked], table[hidden]
+        assert weight == pytest.approx(max(0.0, float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))), abs=1e-5)
+    for user, weight, picked, hidden in rows(augmented["out"] / "tiny.arv.llm"):
+        a, b = table[picked], table[hidden]
+        assert float(weight) == pytest.approx(max(0.0, float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))), abs=1e-5)
+
+
+# ---------------------------------------------------------------------------- dataset and model
+def build(augmented, **overrides):
+    from recbole.data import data_preparation
+
+    from recbole_llmaug.utils import create_dataset
+
+    config = make_config("LLMSeR", "tiny", config_dict=dict(augmented["overrides"], **overrides))
+    dataset = create_dataset(config)
+    train, valid, test = data_preparation(config, dataset)
+    torch.manual_seed(0)
+    return config, train, valid, test, LLMSeR(config, train.dataset)
+
+
+def test_weights_decay_above_t_and_are_zero_without_pseudo_items(augmented):
+    config, train, *_ = build(augmented, llmser_decay_length=4, llmser_decay=0.25)
+    dataset = train.dataset
+    lengths = dataset.training_lengths()
+    reliability = dataset.augmented_output("llmser_arv_llm")
+    weights = dataset.user_weights()
+    pseudo = (dataset.pseudo_items() > 0).any(dim=1)
+    tokens = dataset.field2id_token["user_id"]
+    for uid in range(1, dataset.user_num):
+        assert lengths[uid] == len(augmented["sequences"][tokens[uid]]) - 2
+        base = reliability[uid] if not torch.isnan(reliability[uid]) else 0.5
+        expected = base * (0.25 if lengths[uid] > 4 else 1.0) if pseudo[uid] else 0.0
+        assert weights[uid] == pytest.approx(float(expected))
+    assert (lengths[1:] > 4).any() and (lengths[1:] <= 4).any()
+    fixed = build(augmented, llmser_arv=False, llmser_fixed_weight=0.8)[1].dataset.user_weights()
+    expected = torch.where(lengths > 4, 0.4, 0.8) * pseudo  # default decay 0.5 above T = 4
+    assert torch.allclose(fixed[1:], expected[1:].float())
+
+
+def test_prepend_puts_the_prefix_in_front_and_drops_the_oldest_items_when_full():
+    seq = torch.tensor([[5, 6, 0, 0], [5, 6, 7, 8], [5, 0, 0, 0]])
+    prefix = torch.tensor([[1, 2], [1, 2], [0, 0]])
+    out, length, shift = prepend(seq, torch.tensor([2, 4, 1]), prefix, torch.tensor([2, 2, 0]))
+    assert out.tolist() == [[1, 2, 5, 6], [5, 6, 7, 8], [5, 0, 0, 0]]  # a full row keeps its real items
+    assert length.tolist() == [4, 4, 1] and shift.tolist() == [2, 0, 0]
+
+
+@pytest.mark.parametrize("backbone", ["SASRec", "GRU4Rec"])
+def test_dual_channel_loss_is_per_sample_for_left_to_right_backbones(augmented, backbone):
+    """``mean_u[w_u L_aug(u) + (1 - w_u) L_orig(u)]`` by hand, which differs from the official
+    ``mean(L) * sum(w)`` form."""
+    _, train, *_ = build(augmented, backbone=backbone, llmser_arv=False, llmser_fixed_weight=0.7)
+    model = train_model = build(augmented, backbone=backbone)[-1]
+    model.eval()
+    batch = next(iter(train))
+    users = batch["user_id"]
+    weight = model.weights[users]
+    assert (weight > 0).any() and (weight < weight.max()).any()  # different weights in one batch
+    bb = model.backbone
+    with torch.no_grad():
+        def losses(seq, length):
+            out = bb.forward(seq, length)
+            return F.cross_entropy(out @ bb.item_embedding.weight.t(), batch["item_id"], reduction="none")
+
+        original = losses(batch["item_id_list"], batch["item_length"])
+        seq, length, _ = prepend(batch["item_id_list"], batch["item_length"], model.pseudo[users], model.pseudo_len[users])
+        augmented_losses = losses(seq, length)
+        expected = (weight * augmented_losses + (1 - weight) * original).mean()
+        official = augmented_losses.mean() * weight.sum() + original.mean() * (1 - weight).sum()
+        got = model.calculate_loss(batch)
+    assert got == pytest.approx(float(expected), rel=1e-5)
+    assert float(official) != pytest.approx(float(expected), rel=1e-3)
+    assert train_model is model
+
+
+def test_dual_channel_loss_of_bert4rec_weights_each_rows_masked_positions(augmented):
+    _, train, *_ = build(augmented, backbone="BERT4Rec")
+    model = build(augmented, backbone="BERT4Rec")[-1]
+    model.eval()
+    batch = next(iter(train))
+    users = batch["user_id"]
+    weight = model.weights[users]
+    bb = model.backbone
+    with torch.no_grad():
+        def row_sums(seq, index, targets):
+            out = bb.forward(seq)
+            picked = torch.stack([out[row, index[row]] for row in range(len(seq))])  # [B, mask_len, H]
+            logits = picked @ bb.item_embedding.weight[: bb.n_items].t() + bb.output_bias
+            per = F.cross_entropy(logits.reshape(-1, bb.n_items), batch["Pos_item_id"].reshape(-1), reduction="none")
+            return (per.view(index.shape) * targets).sum(1)
+
+        masked, index = batch["Mask_item_id_list"], batch["MASK_INDEX"]
+        targets = (index > 0).float()
+        original = row_sums(masked, index, targets)
+        seq, _, shift = prepend(masked, batch["item_length"], model.pseudo[users], model.pseudo_len[users])
+        augmented_sums = row_sums(seq, index + shift.unsqueeze(1), targets)
+        # each masked item is scored at its new place: same item under the mask, behind the pseudo items
+        assert torch.equal(seq.gather(1, (index + shift.unsqueeze(1))), masked.gather(1, index))
+        expected = ((1 - weight) * original).sum() / targets.sum() + (weight * augmented_sums).sum() / targets.sum()
+        official = (augmented_sums.sum() / targets.sum()) * weight.sum() + (original.sum() / targets.sum()) * (1 - weight).sum()
+        got = model.calculate_loss(batch)
+    assert got == pytest.approx(float(expected), rel=1e-5)
+    assert float(official) != pytest.approx(float(expected), rel=1e-3)
+
+
+@pytest.mark.parametrize("backbone", ["SASRec", "GRU4Rec", "BERT4Rec"])
+def test_with_every_weight_zero_it_trains_exactly_as_its_backbone(augmented, backbone):
+    """A real run of each through RecBole's trainer: LLMSeR with w = 0 and the backbone itself, same
+    seed, same data: the same test numbers."""
+    from recbole_llmaug.quick_start import run_recbole_llmaug
+
+    settings = dict(augmented["overrides"], backbone=backbone, llmser_arv=False, llmser_fixed_weight=0.0,
+                    llmser_inference="original")
+    ours = run_recbole_llmaug("LLMSeR", "tiny", config_dict=settings)
+    theirs = run_recbole_llmaug(backbone, "tiny", config_dict=settings)
+    assert ours["test_result"] == theirs["test_result"]
+    assert ours["best_valid_result"] == theirs["best_valid_result"]
+
+
+def test_augmented_inference_scores_the_pseudo_items_in_front(augmented):
+    config, train, _, test, model = build(augmented)
+    model.eval()
+    batch = next(iter(test))[0]
+    users = batch["user_id"]
+    has = model.pseudo_len[users] > 0
+    assert has.any()
+    with torch.no_grad():
+        scores = model.full_sort_predict(batch)
+        original = model.backbone.full_sort_predict(batch)
+        seq, length, _ = prepend(batch["item_id_list"], batch["item_length"], model.pseudo[users], model.pseudo_len[users])
+        from recbole.data.interaction import Interaction
+
+        by_hand = model.backbone.full_sort_predict(Interaction(dict(batch.interaction, item_id_list=seq, item_length=length)))
+    assert torch.allclose(scores, by_hand)
+    assert not torch.allclose(scores.view(len(users), -1)[has], original.view(len(users), -1)[has])
+    model.augmented_inference = False
+    with torch.no_grad():
+        assert torch.allclose(model.full_sort_predict(batch), original)
+
+
+def test_llmser_trains_with_weights_through_the_cli(augmented, tmp_path):
+    import json
+
+    from recbole_llmaug.cli import main
+
+    overrides = dict(augmented["overrides"], results_dir=str(tmp_path / "results"))
+    code = main(["--model=LLMSeR", "--dataset=tiny"] + [f"--{key}={value}" for key, value in overrides.items()])
+    assert code == 0
+    record = json.loads(next((tmp_path / "results").glob("LLMSeR-tiny-*.json")).read_text())
+    sizes = record["test_group_sizes"]
+    assert sizes["short_user"] + sizes["medium_user"] + sizes["long_user"] == N_USERS
+    assert record["config"]["llmser_pseudo"] == "llm-ids" and record["timing"]["epochs_trained"] == 1
