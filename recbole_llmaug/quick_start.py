@@ -97,9 +97,11 @@ def train_and_evaluate(config, saved=True, callback_fn=None, augment=True):
         tested = "the model as trained (saved=False keeps no checkpoint)"
     elif has_checkpoint:
         tested = f"the best checkpoint{' so far' if interrupted else ''} ({trainer.saved_model_file})"
-    else:
+    elif interrupted:
         tested = ("the model in memory: the run was interrupted before the first validation saved a checkpoint, "
                   "so these test results are of a partly trained model")
+    else:  # e.g. eval_step > epochs: no validation ran, so RecBole saved no checkpoint
+        tested = "the model in memory after the last epoch (no validation saved a checkpoint)"
     if interrupted:
         logger.warning("Interrupted: testing %s, then writing the run record.", tested)
     test_result, extra_test_results, test_sizes = {}, {}, {}
@@ -113,7 +115,8 @@ def train_and_evaluate(config, saved=True, callback_fn=None, augment=True):
         stop = None
     except KeyboardInterrupt as again:  # a second Ctrl-C: record what there is, then stop
         interrupted, stop = True, again
-        tested = f"nothing: the test of {tested} was interrupted too"
+        tested = (f"{tested}, but the extra test modes were interrupted too" if test_result
+                  else f"nothing: the test of {tested} was interrupted too")
 
     record = {
         "model": config["model"],

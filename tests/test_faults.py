@@ -322,6 +322,21 @@ def test_ctrl_c_after_a_checkpoint_tests_that_checkpoint_and_records(tiny_datase
     assert again == pytest.approx(record["test_result"])
 
 
+def test_ctrl_c_while_the_checkpoint_is_saved_leaves_no_half_file(tiny_dataset, fast_settings, tmp_path, monkeypatch):
+    """Before: RecBole's torch.save wrote the checkpoint in place; a Ctrl-C in the middle left half a
+    file, which the interrupted run's test then failed to load."""
+    def interrupted_save(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted_save)
+    monkeypatch.chdir(tmp_path)
+    record = run_recbole_llmaug("SASRec", "tiny", config_dict=dict(
+        fast_settings, data_path=str(tiny_dataset), log_dir=str(tmp_path / "logs")))
+    assert record["interrupted"] is True and record["checkpoint"] is None and "in memory" in record["tested"]
+    assert list(Path(fast_settings["checkpoint_dir"]).iterdir()) == []  # no half file, no temporary file
+
+
 def test_a_second_ctrl_c_during_the_test_still_writes_the_record(tiny_dataset, fast_settings, tmp_path, capsys,
                                                                  monkeypatch):
     interrupt_at_epoch(monkeypatch, 0)
