@@ -1,12 +1,17 @@
 """Command line: ``python run_recbole_llmaug.py --model=SASRec --dataset=beauty [--key=value ...]``.
 
-Same override syntax as RecBole's ``run_recbole.py``; user errors print one paragraph and exit 2.
+Same override syntax as RecBole's ``run_recbole.py``. Exit status: 0 done; 2 a user error (one
+paragraph, no traceback); 3 an LLM/embedding service that kept failing; 130 interrupted (Ctrl-C: one
+line saying what was kept; an interrupted training run still tests and records what it learned).
 """
 
 import argparse
 import sys
+from pathlib import Path
 
 from recbole_llmaug.errors import UserError
+
+INTERRUPTED = 130  # the shell's status for a process ended by Ctrl-C (128 + SIGINT)
 
 
 def build_parser():
@@ -19,7 +24,8 @@ def build_parser():
     parser.add_argument("--dataset", "-d", default=None, help="dataset name, e.g. ml-100k, beauty")
     parser.add_argument(
         "--config_files", nargs="+", default=None,
-        help="extra yaml property files (space separated, or one quoted string)",
+        help="extra yaml property files (space separated, or one quoted string; a path that contains spaces "
+        "is taken whole when that file exists)",
     )
     parser.add_argument("--augment", default=None, help="run this augmentor instead of training (e.g. llmesr)")
     parser.add_argument("--tune", default=None, metavar="SPACE.yaml",
@@ -42,6 +48,49 @@ def run_search(args, config_files, overrides):
     print(f"Best config: {result['best_config_file']}\nResults: {result['results_dir']}")
 
 
+def split_config_files(values):
+    """The files of ``--config_files``: each argument is one path when that file exists (so a path may
+    contain spaces), else a space-separated list of paths (the documented "one quoted string" form).
+    Every listed file that does not exist is reported at once."""
+    files, missing = [], []
+    for value in values or []:
+        parts = [value] if Path(value).expanduser().is_file() else value.split()
+        files += parts
+        missing += [part for part in parts if not Path(part).expanduser().is_file()]
+    if missing:
+        raise UserError(
+            f"--config_files: {', '.join(repr(name) for name in missing)} "
+            f"{'does' if len(missing) == 1 else 'do'} not exist (relative paths are read from {Path.cwd()}). "
+            "Several files are separated by spaces; a path that contains spaces is taken whole when that "
+            "file exists, so check its spelling."
+        )
+    return files
+
+
+def augment_summary(result, folder=None):
+    """What ``--augment`` built or reused: one line per output, from the manifests the runner returned."""
+    manifests = result.get("outputs") or {result.get("augmentor", "output"): result}
+    where = f" (files in {folder})" if folder else ""
+    lines = [f"Augmentor '{result.get('augmentor')}' on dataset '{result.get('dataset')}'{where}:"]
+    for name, manifest in manifests.items():
+        output = (manifest.get("output") or {}).get("file", "?")
+        rows = (manifest.get("counts") or {}).get("rows")
+        rows = f", {rows} rows" if rows is not None else ""
+        if manifest.get("reused"):
+            lines.append(f"  {name}: reused {output}{rows} (inputs and settings unchanged since "
+                         f"{manifest.get('created_at', 'it was built')})")
+            continue
+        usage = manifest.get("usage") or {}
+        work = ""
+        if usage:
+            work = (f", {usage.get('unique_texts', 0)} distinct texts: {usage.get('embedded_now', 0)} computed now in "
+                    f"{usage.get('calls', 0)} model calls, {usage.get('cache_hits', 0)} cache hits")
+            if usage.get("cost"):
+                work += f", cost ~${usage['cost']:.4f}"
+        lines.append(f"  {name}: built {output}{rows}{work}, {manifest.get('wall_time_s', 0):.1f} s")
+    return "\n".join(lines)
+
+
 def parse_overrides(unknown):
     """``--key=value`` pairs RecBole-style; anything else is an error worth reporting."""
     overrides = {}
@@ -59,7 +108,7 @@ def main(argv=None):
     args, unknown = parser.parse_known_args(argv)
     try:
         overrides = parse_overrides(unknown)
-        config_files = [name for item in (args.config_files or []) for name in item.split()]
+        config_files = split_config_files(args.config_files)
         if not args.dataset:
             raise UserError("No dataset given. Add --dataset=NAME (for example --dataset=ml-100k).")
         if args.augment:
@@ -77,7 +126,9 @@ def main(argv=None):
                 from recbole_llmaug.utils import get_model
 
                 settings["MODEL_TYPE"] = get_model(model).type
-            run_augmentor(args.augment, settings)
+            from recbole_llmaug.data.folders import augmented_folder
+
+            print(augment_summary(run_augmentor(args.augment, settings), augmented_folder(settings)))
             return 0
         if not args.model:
             raise UserError("No model given. Add --model=NAME (for example --model=SASRec).")
@@ -88,11 +139,18 @@ def main(argv=None):
             return 0
         from recbole_llmaug.quick_start import run_recbole_llmaug
 
-        run_recbole_llmaug(args.model, args.dataset, config_files, overrides)
+        record = run_recbole_llmaug(args.model, args.dataset, config_files, overrides)
+        if record.get("interrupted"):
+            print(f"Interrupted: {record['tested']}. Run record: {record.get('results_file', 'not saved (no results_dir)')}.",
+                  file=sys.stderr)
+            return INTERRUPTED
         return 0
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    except KeyboardInterrupt as interrupt:  # one line, not a traceback: what was kept says the message
+        print(f"Interrupted. {interrupt}".rstrip(), file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

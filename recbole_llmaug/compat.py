@@ -3,8 +3,8 @@ only place where this package touches RecBole's private names.
 
 Each fix is small, scoped to RecBole, and tested in ``tests/test_compat.py``. Everything else in the
 package uses RecBole's public API plus the helpers below (``recbole_yaml_loader``,
-``loader_under_mode``, ``unique_checkpoint_name``, ``honour_data_path``), so that a RecBole upgrade
-is checked here and nowhere else.
+``loader_under_mode``, ``unique_checkpoint_name``, ``honour_data_path``, ``init_logger_under``,
+``tensorboard_under``), so that a RecBole upgrade is checked here and nowhere else.
 Version-level problems are fixed by pins in ``setup.cfg`` instead (see the README):
 ``numpy<2`` (RecBole's ``np.float_``, Ray's ``np.bool8``), ``pandas<3`` (RecBole's
 ``fillna(inplace=True)`` is a no-op there), ``scipy<1.13`` (``dok_matrix._update`` used by
@@ -14,13 +14,17 @@ LightGCN/NGCF), ``setuptools<81`` (Ray 2.6 imports ``pkg_resources``), ``pyarrow
 import contextlib
 import os
 import sys
+import tempfile
 import types
 import uuid
 import warnings
+from pathlib import Path
 
 import torch
 
 _applied = False
+_log_root = None  # the run's log folder while tensorboard_under() is active; None: RecBole's ./log_tensorboard
+_recbole_get_tensorboard = None
 
 
 class _TrustedCheckpointTorch(types.ModuleType):
@@ -42,6 +46,24 @@ class _TrustedCheckpointTorch(types.ModuleType):
     def load(*args, **kwargs):
         kwargs.setdefault("weights_only", False)
         return torch.load(*args, **kwargs)
+
+    @staticmethod
+    def save(obj, f, *args, **kwargs):
+        """``torch.save`` to a path through a temporary file and ``os.replace``: a Ctrl-C (or a crash)
+        while RecBole saves the best checkpoint leaves the previous one intact, never half a file
+        that the interrupted run's test would then fail to load."""
+        if not isinstance(f, (str, os.PathLike)):
+            return torch.save(obj, f, *args, **kwargs)
+        folder, name = os.path.split(os.path.abspath(f))
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+        os.close(handle)
+        try:
+            torch.save(obj, temporary, *args, **kwargs)
+            os.replace(temporary, f)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
 
 
 def _numpy_aliases():
@@ -98,7 +120,55 @@ def apply():
     trusted_torch = _TrustedCheckpointTorch()
     rb_trainer.torch = trusted_torch
     rb_quick_start.torch = trusted_torch
+
+    # Every RecBole trainer opens a TensorBoard writer in ./log_tensorboard (a fixed relative path).
+    global _recbole_get_tensorboard
+    _recbole_get_tensorboard = rb_trainer.get_tensorboard
+    rb_trainer.get_tensorboard = _get_tensorboard
     _applied = True
+
+
+def _get_tensorboard(logger):
+    """RecBole's ``get_tensorboard`` (same folder name: the log file's, else ``model-<time>``), under
+    ``<log_dir>/log_tensorboard/`` inside :func:`tensorboard_under`."""
+    if _log_root is None:
+        return _recbole_get_tensorboard(logger)
+    from recbole.utils import get_local_time
+    from torch.utils.tensorboard import SummaryWriter
+
+    names = [os.path.basename(handler.baseFilename).split(".")[0]
+             for handler in logger.handlers if hasattr(handler, "baseFilename")]
+    name = names[0] if names else f"model-{get_local_time()}"
+    return SummaryWriter(str(Path(_log_root) / "log_tensorboard" / name))
+
+
+@contextlib.contextmanager
+def tensorboard_under(folder):
+    """Trainers built inside this block write their TensorBoard events under ``folder/log_tensorboard/``
+    (``folder`` None: RecBole's ``./log_tensorboard``)."""
+    global _log_root
+    saved, _log_root = _log_root, (str(folder) if folder else None)
+    try:
+        yield
+    finally:
+        _log_root = saved
+
+
+def init_logger_under(config, folder):
+    """RecBole's ``init_logger``, whose text log goes to ``./log/<model>/`` (a path fixed in its code),
+    run from ``folder`` so that the log lands in ``folder/log/<model>/`` (``folder`` None: the current
+    directory). The log file's path is absolute once opened, so the directory is restored at once."""
+    from recbole.utils import init_logger
+
+    if not folder:
+        return init_logger(config)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        return init_logger(config)
+    finally:
+        os.chdir(previous)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 from recbole_llmaug.compat import honour_data_path, isolated_argv, recbole_model_properties
-from recbole_llmaug.data.folders import check_dataset, dataset_dir, default_data_path
+from recbole_llmaug.data.folders import check_dataset, check_output_folders, dataset_dir, default_data_path
 from recbole_llmaug.defaults import properties_dir, read_yaml
 from recbole_llmaug.options import validate
 
@@ -73,7 +73,7 @@ def load_settings(dataset, model=None, config_file_list=None, config_dict=None):
     """Merge every layer into one flat dict, with every declared option checked; ``data_path`` comes
     back absolute.
 
-    Relative ``data_path``/``checkpoint_dir``/``results_dir``/``augment_path`` are resolved against
+    Relative ``data_path``/``checkpoint_dir``/``results_dir``/``log_dir``/``augment_path`` are resolved against
     the current directory here, once, so that Ray workers (which change directory) see the same folders.
     The options of :mod:`recbole_llmaug.options` and the model's own ``OPTIONS`` are validated here,
     before any work starts.
@@ -97,7 +97,7 @@ def load_settings(dataset, model=None, config_file_list=None, config_dict=None):
     if model:
         settings["model"] = model
     settings["data_path"] = str(Path(settings.get("data_path") or default_data_path()).expanduser().resolve())
-    for key in ("checkpoint_dir", "results_dir", "augment_path"):
+    for key in ("checkpoint_dir", "results_dir", "log_dir", "augment_path"):
         if settings.get(key):
             settings[key] = str(Path(settings[key]).expanduser().resolve())
     return settings
@@ -106,7 +106,9 @@ def load_settings(dataset, model=None, config_file_list=None, config_dict=None):
 def make_config(model, dataset, config_file_list=None, config_dict=None):
     """Build a RecBole ``Config`` for one of our models or any RecBole model.
 
-    Checks the dataset's files first so that a missing file or column is reported clearly.
+    Checks the dataset's files (once per process: header, field types, one value per field, numbers)
+    and that the output folders can be written, so that a damaged file, a missing column or a record
+    that could not be saved is reported before any work.
     """
     from recbole.config import Config
 
@@ -115,6 +117,7 @@ def make_config(model, dataset, config_file_list=None, config_dict=None):
     model_class = get_model(model)
     settings = load_settings(dataset, model_class.__name__, config_file_list, config_dict)
     check_dataset(settings)
+    check_output_folders(settings)
     with isolated_argv():
         config = Config(model=model_class, dataset=dataset, config_dict=settings)
     honour_data_path(config, dataset_dir(settings))

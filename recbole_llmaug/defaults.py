@@ -39,6 +39,8 @@ def read_yaml(path) -> dict:
     try:
         with open(path, encoding="utf-8") as handle:
             content = yaml.load(handle.read(), Loader=recbole_yaml_loader())
+    except (OSError, UnicodeDecodeError) as error:  # unreadable: permissions, a binary file, not UTF-8
+        raise UserError(f"Config file '{path}' cannot be read: {error}. Give a readable UTF-8 yaml file.") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -101,6 +101,7 @@ COMMON_OPTIONS = (
     Option("extra_test_modes", "list", optional=True), Option("load_col", "dict", optional=True),
     _float("tail_user_threshold", 0, optional=True), _float("tail_item_threshold", 0, optional=True),
     Option("user_length_groups", "dict", optional=True),
+    _str("checkpoint_dir"), _str("results_dir", optional=True), _str("log_dir", optional=True),
     # the LLM and embedding layer
     _str("llm_base_url", optional=True, stage="augment"), _str("llm_model", optional=True, stage="augment"),
     _str("llm_api_key_env", stage="augment"),

@@ -1,16 +1,18 @@
 """Run one model end to end (RecBole's ``run_recbole``), and the objective for hyperparameter search."""
 
 import logging
+import os
 import resource
 import time
 from logging import getLogger
 
 import torch
 from recbole.data import data_preparation
-from recbole.utils import init_logger, init_seed
+from recbole.utils import init_seed
 
-from recbole_llmaug.compat import loader_under_mode
+from recbole_llmaug.compat import init_logger_under, loader_under_mode, tensorboard_under
 from recbole_llmaug.config import make_config, settings_from_config
+from recbole_llmaug.errors import UserError
 from recbole_llmaug.report import format_grouped_table, split_result, write_run_record
 from recbole_llmaug.utils import create_dataset, get_model, get_trainer, needed_outputs
 
@@ -55,11 +57,23 @@ def _data_and_model(config):
     return dataset, train_data, valid_data, test_data, model
 
 
+def _trainer(config, model):
+    """The model's trainer (ours or RecBole's, with grouped evaluation); its TensorBoard events go
+    under ``log_dir`` like the text log."""
+    with tensorboard_under(config["log_dir"]):
+        return get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+
+
 def train_and_evaluate(config, saved=True, callback_fn=None, augment=True):
     """Data -> model -> RecBole trainer with grouped evaluation; returns a result record.
 
     ``augment=False`` uses the augmented files already on disk as they are (no freshness check), for
-    machines that have the augmentor's outputs but not its inputs or models."""
+    machines that have the augmentor's outputs but not its inputs or models.
+
+    Ctrl-C during training keeps what was learned: the best checkpoint so far is tested, or, when
+    the interrupt came before the first validation saved one, the model as it is in memory (the
+    record says which in ``tested``); the record is written with ``"interrupted": true`` either way.
+    A second Ctrl-C during that test still writes the record (without test results) and then stops."""
     started = time.perf_counter()
     init_seed(config["seed"], config["reproducibility"])
     logger = getLogger()
@@ -68,7 +82,7 @@ def train_and_evaluate(config, saved=True, callback_fn=None, augment=True):
     dataset, train_data, valid_data, test_data, model = _data_and_model(config)
     logger.info(dataset)
     logger.info(model)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer = _trainer(config, model)
 
     interrupted = False
     try:
@@ -76,15 +90,33 @@ def train_and_evaluate(config, saved=True, callback_fn=None, augment=True):
             train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
         )
     except KeyboardInterrupt:
-        # Keep what was learned: the best checkpoint so far is on disk; test it and record the run.
         interrupted = True
-        logger.warning("Interrupted: evaluating the best checkpoint so far (%s).", trainer.saved_model_file)
         best_valid_score, best_valid_result = trainer.best_valid_score, trainer.best_valid_result
+    has_checkpoint = saved and os.path.isfile(trainer.saved_model_file)
+    if not saved:
+        tested = "the model as trained (saved=False keeps no checkpoint)"
+    elif has_checkpoint:
+        tested = f"the best checkpoint{' so far' if interrupted else ''} ({trainer.saved_model_file})"
+    elif interrupted:
+        tested = ("the model in memory: the run was interrupted before the first validation saved a checkpoint, "
+                  "so these test results are of a partly trained model")
+    else:  # e.g. eval_step > epochs: no validation ran, so RecBole saved no checkpoint
+        tested = "the model in memory after the last epoch (no validation saved a checkpoint)"
+    if interrupted:
+        logger.warning("Interrupted: testing %s, then writing the run record.", tested)
+    test_result, extra_test_results, test_sizes = {}, {}, {}
     valid_sizes = dict(trainer.evaluator.group_sizes)
-    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
-    test_sizes = dict(trainer.evaluator.group_sizes)
-    # The same best model tested under further protocols (e.g. the papers' uni100): no second training.
-    extra_test_results = {mode: _test_under(config, trainer, test_data, mode) for mode in config["extra_test_modes"] or []}
+    try:
+        test_result = trainer.evaluate(test_data, load_best_model=has_checkpoint, show_progress=config["show_progress"])
+        test_sizes = dict(trainer.evaluator.group_sizes)
+        # The same best model tested under further protocols (e.g. the papers' uni100): no second training.
+        extra_test_results = {mode: _test_under(config, trainer, test_data, mode)
+                              for mode in config["extra_test_modes"] or []}
+        stop = None
+    except KeyboardInterrupt as again:  # a second Ctrl-C: record what there is, then stop
+        interrupted, stop = True, again
+        tested = (f"{tested}, but the extra test modes were interrupted too" if test_result
+                  else f"nothing: the test of {tested} was interrupted too")
 
     record = {
         "model": config["model"],
@@ -97,17 +129,21 @@ def train_and_evaluate(config, saved=True, callback_fn=None, augment=True):
         "test_group_sizes": test_sizes,
         "extra_test_results": extra_test_results,
         "interrupted": interrupted,
+        "tested": tested,
         "timing": {
             "epochs_trained": len(trainer.epoch_seconds),
             "seconds_per_epoch": (sum(trainer.epoch_seconds) / len(trainer.epoch_seconds)) if trainer.epoch_seconds else None,
             "total_seconds": time.perf_counter() - started,
         },
         "peak_memory": _peak_memory_mb(config["device"]),
-        "checkpoint": trainer.saved_model_file if saved else None,
+        "checkpoint": trainer.saved_model_file if has_checkpoint else None,
     }
     record["config"] = dict(config.final_config_dict)
     if config["results_dir"]:
         record["results_file"] = str(write_run_record(record, config["results_dir"], config["model"], config["dataset"]))
+    if stop is not None:
+        logger.warning("Interrupted again: run record without test results: %s", record.get("results_file"))
+        raise stop
     table = format_grouped_table(test_result, test_sizes, title=f"Test results: {config['model']} on {config['dataset']}")
     logger.info("\n" + table)
     if "results_file" in record:
@@ -125,7 +161,7 @@ def run_recbole_llmaug(model=None, dataset=None, config_file_list=None, config_d
     """
     config = make_config(model, dataset, config_file_list, config_dict)
     init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
+    init_logger_under(config, config["log_dir"])
     getLogger().info(config)
     return train_and_evaluate(config, saved=saved, augment=augment)
 
@@ -158,6 +194,9 @@ def load_data_and_model(model_file):
     Rebuilds the checkpoint's own config, dataset and split (augmented files are read as they are
     on disk) and the model with its trained weights. A GPU checkpoint loads on CPU where there is
     no GPU. Returns ``config, model, dataset, train_data, valid_data, test_data``."""
+    if not os.path.isfile(model_file):
+        raise UserError(f"Checkpoint '{model_file}' does not exist. Pass the .pth file a run saved (its path is "
+                        "'checkpoint' in the run's JSON record, under checkpoint_dir).")
     checkpoint = torch.load(model_file, map_location="cpu", weights_only=False)  # RecBole pickles its Config
     config = checkpoint["config"]
     if str(config["device"]).startswith("cuda") and not torch.cuda.is_available():
@@ -176,6 +215,6 @@ def evaluate_saved_model(model_file, modes=("full",)):
     ranking): no retraining. Returns ``{mode: {"result": ..., "group_sizes": ...}}``; under the same
     mode the numbers equal the run's own ``extra_test_results`` (same seeded negatives)."""
     config, model, _, train_data, _, test_data = load_data_and_model(model_file)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer = _trainer(config, model)
     trainer.prepare_groups(train_data)
     return {mode: _test_under(config, trainer, test_data, mode) for mode in modes}

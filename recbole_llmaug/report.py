@@ -1,9 +1,11 @@
 """The grouped result table and the per-run JSON record."""
 
+import itertools
 import json
 import time
 from pathlib import Path
 
+from recbole_llmaug.augment.atomic import write_new_file_atomic
 from recbole_llmaug.evaluator import GROUP_SEPARATOR
 
 
@@ -35,15 +37,15 @@ def format_grouped_table(result, group_sizes=None, title=None):
 
 
 def write_run_record(record, results_dir, model, dataset):
-    """Save one run's config, metrics, group sizes and timings as JSON; returns the file path."""
+    """Save one run's config, metrics, group sizes and timings as JSON; returns the file path.
+
+    Named ``<model>-<dataset>-<time>.json`` (``-1``, ``-2``... when runs finish in the same second);
+    written atomically and never over another run's record, so a reader (a benchmark collecting
+    records, a second run) sees either no file or the whole one."""
     folder = Path(results_dir)
     folder.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = folder / f"{model}-{dataset}-{stamp}.json"
-    counter = 1
-    while path.exists():
-        path = folder / f"{model}-{dataset}-{stamp}-{counter}.json"
-        counter += 1
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=2, default=str)
-    return path
+    text = json.dumps(record, indent=2, default=str)
+    names = itertools.chain([f"{model}-{dataset}-{stamp}.json"],
+                            (f"{model}-{dataset}-{stamp}-{counter}.json" for counter in itertools.count(1)))
+    return write_new_file_atomic(text, (folder / name for name in names), temp_for=folder / f"{model}-{dataset}.json")

@@ -10,7 +10,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from recbole_llmaug.augment.atomic import AtomicTable, read_atomic, sha256_file
+from recbole_llmaug.augment.atomic import AtomicTable, check_atomic_file, read_atomic, sha256_file
 from recbole_llmaug.data.folders import augmented_folder, dataset_dir
 from recbole_llmaug.errors import UserError
 
@@ -59,6 +59,14 @@ class DatasetFiles:
     def separator(self) -> str:
         return self.settings.get("field_separator") or "\t"
 
+    def read_input(self, suffix: str) -> AtomicTable:
+        """One of the dataset's own files, checked first (once per run, shared with training's check:
+        header, one value per field, numbers in float fields; see ``check_atomic_file``)."""
+        path = self.path(suffix)
+        check_atomic_file(path, self.separator, self.settings.get("encoding") or "utf-8",
+                          self.settings.get("seq_separator") or " ")
+        return read_atomic(path, self.separator)
+
     def input_hashes(self, *suffixes: str) -> dict:
         """SHA-256 of the dataset's own files (``.inter``, ``.item``...) that exist."""
         return _hashes(self.path(suffix) for suffix in suffixes)
@@ -69,7 +77,7 @@ class DatasetFiles:
 
     @cached_property
     def inter(self) -> AtomicTable:
-        table = read_atomic(self.path("inter"), self.separator)
+        table = self.read_input("inter")
         table.require(self.uid, self.iid, purpose="every augmentor")
         for field in (self.uid, self.iid):
             empty = table.frame.index[table.frame[field].str.strip() == ""]
@@ -103,7 +111,7 @@ class DatasetFiles:
                 f"{path} does not exist, but item and user texts are built from it. Add the dataset's "
                 f".item file (item id plus text columns such as title)."
             )
-        table = read_atomic(path, self.separator)
+        table = self.read_input("item")
         table.require(self.iid, purpose="matching items to interactions")
         ids = table.frame[self.iid]
         duplicated = ids[ids.duplicated()]

@@ -25,8 +25,9 @@ logger = logging.getLogger(__name__)
 
 
 def _prepare(names: Iterable[str], settings: Mapping) -> DatasetFiles:
-    """Check the dataset, the output folder, and which split the outputs follow."""
-    check_dataset(settings)
+    """Check the dataset (its files once per run, ``.item`` included: item texts come from it), the
+    output folder, and which split the outputs follow."""
+    check_dataset(settings, also=("item",))
     system = system_of(names)
     if settings.get("MODEL_TYPE") is None and system is not None:
         from recbole.utils import ModelType
@@ -68,6 +69,33 @@ def _run_one(spec: Output, files: DatasetFiles) -> dict:
         return dict(manifest, reused=False)
 
 
+class AugmentationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during the augmentor; the message says what was kept and what rerunning does."""
+
+
+def _interrupted(current: str, done: Dict[str, dict], files: DatasetFiles) -> AugmentationInterrupted:
+    from recbole_llmaug.llm.settings import cache_dir
+
+    spec = get_output(current)
+    kept = ", ".join(f"{name} ({files.output_path(get_output(name).suffix).name})" for name in done) or "no output"
+    return AugmentationInterrupted(
+        f"Interrupted while building {current} ({files.output_path(spec.suffix)}): that file was not written "
+        f"(outputs are replaced only when complete). Kept: {kept} finished; every LLM answer and embedding "
+        f"computed so far is cached in {cache_dir(files.settings)}. Rerun the same command to continue: "
+        "finished outputs are reused and cached texts are not sent to the model again."
+    )
+
+
+def _run_all(members: List[str], files: DatasetFiles) -> Dict[str, dict]:
+    done: Dict[str, dict] = {}
+    for member in members:
+        try:
+            done[member] = _run_one(get_output(member), files)
+        except KeyboardInterrupt:
+            raise _interrupted(member, done, files) from None
+    return done
+
+
 def run_augmentor(name: str, settings: Mapping) -> dict:
     """Build (or reuse) one output, or every output of a system, and return its manifest.
 
@@ -75,7 +103,7 @@ def run_augmentor(name: str, settings: Mapping) -> dict:
     """
     members = expand([name])
     files = _prepare([name], settings)
-    manifests = {member: _run_one(get_output(member), files) for member in members}
+    manifests = _run_all(members, files)
     if name in manifests:
         return manifests[name]
     return {"augmentor": name, "dataset": files.name, "outputs": manifests}
@@ -85,4 +113,4 @@ def ensure_augmented(names: List[str], settings: Mapping) -> Dict[str, dict]:
     """Make sure the outputs of ``names`` (and their dependencies) exist and are fresh; their manifests."""
     members = expand(names)
     files = _prepare(names, settings)
-    return {member: _run_one(get_output(member), files) for member in members}
+    return _run_all(members, files)

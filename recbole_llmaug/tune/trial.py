@@ -31,6 +31,7 @@ def _trial(config, base_settings=None, cpus_per_trial=1, gpus_per_trial=0, valid
     settings.update({key: plain(value) for key, value in config.items()})
     settings["checkpoint_dir"] = str(trial_dir / "saved")
     settings["results_dir"] = str(trial_dir / "results")
+    settings["log_dir"] = str(trial_dir)
     settings["show_progress"] = False
     # RecBole's Config writes gpu_id into CUDA_VISIBLE_DEVICES: give it the devices Ray assigned (or none).
     settings["gpu_id"] = os.environ.get("CUDA_VISIBLE_DEVICES", "") if gpus_per_trial > 0 else ""
