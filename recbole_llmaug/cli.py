@@ -67,6 +67,8 @@ def main(argv=None):
             from recbole_llmaug.config import load_settings
 
             settings = load_settings(args.dataset, args.model, config_files, overrides)
+            if args.ray_address:  # shard the augmentation over that Ray cluster (recbole_llmaug/llm/sharding.py)
+                settings["ray_address"] = args.ray_address
             if args.model:  # the model's type decides which split the training histories follow
                 from recbole_llmaug.utils import get_model
 
