@@ -25,7 +25,6 @@ this process (a test's ``ray.init``) is used as it is.
 
 import base64
 import dataclasses
-import hashlib
 import json
 import logging
 import os
