@@ -194,7 +194,7 @@ def main():
              f"{len(tasks)} users (>= 3 training items), training histories only; candidates from "
              f"{' and '.join(args.candidates)} (see the script's docstring). Load average at the end: "
              f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores.", "", header,
-             "|" + "---|" * (4 + len(args.ks))]
+             "|" + "---|" * (5 + len(args.ks))]
     for row in rows:
         hits = " | ".join(f"{row[f'hit@{k}']:.3f} ({row[f'chance@{k}']:.2f})" for k in args.ks)
         valid = "/".join(str(row[f"valid@{k}"]) for k in args.ks)

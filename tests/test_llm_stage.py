@@ -431,6 +431,8 @@ def dying_embed_shard(settings, texts):
     from recbole_llmaug.llm.sharding import embed_shard
 
     marker = Path(settings["test_marker"])
+    with open(Path(settings["test_marker"]).with_suffix(".log"), "a") as log:  # which shards ran
+        log.write(texts[0] + "\n")
     if "Product number 13" in texts and not marker.exists():
         marker.write_text("died")
         os._exit(1)  # the worker process dies: no exception, no answer
@@ -475,13 +477,23 @@ def test_sharded_augmentation_matches_local_and_a_dead_worker_costs_only_its_sha
     first_run = len(fake_server.requests) - before
     outputs = sharding.run_sharded(dying_embed_shard, sorted(texts, key=len), unique_settings, shard_dir, {"k": 1},
                                    "items")
+    ran = (tmp_path / "died.log").read_text().splitlines()
+    assert len(ran) == 5 and ran[-1] == sorted(texts, key=len)[12]  # 4 shards, then the missing one only
     redone = [request["body"]["input"] for request in fake_server.requests[before + first_run:]]
     assert [text for batch in redone for text in batch] == sorted(texts, key=len)[12:18]  # the third shard only
     assert sum(len(out["vectors"]) for out in outputs) == 20 and not shard_dir.exists()
 
 
+def select_shard_on_another_machine(settings, requests, prompt_version):
+    """The real selection worker with a cache of its own, as on another node."""
+    from recbole_llmaug.llm.sharding import select_shard
+
+    return select_shard(dict(settings, llmaug_cache_dir=settings["worker_cache"]), requests, prompt_version)
+
+
 def test_sharded_selections_match_local_and_fill_the_driver_cache(ray_cluster, fake_server, settings, tmp_path):
-    from recbole_llmaug.llm.sharding import run_many_sharded
+    from recbole_llmaug.llm import sharding
+    from recbole_llmaug.llm.selection import SelectionResult
 
     def reply(body):
         user = body["messages"][0]["content"]
@@ -489,9 +501,13 @@ def test_sharded_selections_match_local_and_fill_the_driver_cache(ray_cluster, f
 
     fake_server.default = (200, reply, {}, 0.0)
     requests = [SelectionRequest(({"role": "user", "content": f"user {index}"},), ("A1", "B2"), 1) for index in range(5)]
-    sharded = run_many_sharded(requests, dict(settings, ray_address="local", augment_shard_size=2), "ray-v1",
-                               folder=tmp_path / "sel_shards")
+    sharded_settings = dict(settings, ray_address="local", augment_shard_size=2, worker_cache=str(tmp_path / "node2"))
+    sharded = sharding._chat_sharded(select_shard_on_another_machine, requests, sharded_settings, "ray-v1",
+                                     tmp_path / "sel_shards", "selections", SelectionResult)
     assert [result.ids for result in sharded] == [["A1"], ["B2"], ["A1"], ["B2"], ["A1"]]
+    assert len(fake_server.requests) == 5 and (tmp_path / "node2" / CHAT_CACHE_FILE).is_file()
+    # the public entry, on the driver's cache: the workers' answers were copied there, so no call is made
+    assert sharding.run_many_sharded(requests, sharded_settings, "ray-v1")[1].ids == ["B2"]
     assert len(fake_server.requests) == 5
     with open_chat_client(settings) as client:  # everything the workers answered is in the driver's cache
         again = run_many(client, requests, "ray-v1")
