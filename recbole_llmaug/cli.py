@@ -122,6 +122,8 @@ def main(argv=None):
                 system = registry().systems.get(args.augment)
                 model = system.model if system is not None else None
             settings = load_settings(args.dataset, model, config_files, overrides)
+            if args.ray_address:  # shard the augmentation over that Ray cluster (recbole_llmaug/llm/sharding.py)
+                settings["ray_address"] = args.ray_address
             if model:  # the model's type decides which split the training histories follow
                 from recbole_llmaug.utils import get_model
 

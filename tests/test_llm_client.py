@@ -223,7 +223,7 @@ def test_settings_defaults_and_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     llm = LLMSettings.from_settings({})
-    assert llm.base_url is None and llm.model is None and llm.threads == 1 and llm.api_key_env == "OPENAI_API_KEY"
+    assert llm.base_url is None and llm.model is None and llm.threads is None and llm.api_key_env == "OPENAI_API_KEY"
     assert llm.cache_dir == tmp_path / "recbole_llmaug"
     with pytest.raises(UserError, match=".gguf"):  # no endpoint: the embedded server needs a local file
         with open_chat_client({"llm_model": "gpt-4o-mini", "llmaug_cache_dir": str(tmp_path)}):

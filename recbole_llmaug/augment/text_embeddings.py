@@ -42,6 +42,7 @@ ITEM_EMB_HEADER = ("iid:token", "item_emb:float_seq")
 USER_EMB_HEADER = ("uid:token", "user_emb:float_seq")
 SIM_USERS_HEADER = ("uid:token", "sim_uids:token_seq")
 SIM_USERS_VERSION = "sim-users-cosine-v1"
+USER_MEAN_VERSION = "user-mean-of-train-items-v1"
 
 
 def _embedding_fingerprint(settings) -> dict:
@@ -54,15 +55,24 @@ def _template(files: DatasetFiles) -> TextTemplate:
     return TextTemplate.parse(template or "{%s}" % setting(files.settings, "item_title_field"))
 
 
-def _embed(texts: List[str], settings, desc: str):
-    """Vectors for the non-empty texts; rows of empty texts stay zero (reported as missing text)."""
+def _embed(texts: List[str], settings, desc: str, output: Path):
+    """Vectors for the non-empty texts; rows of empty texts stay zero (reported as missing text).
+
+    With ``ray_address`` set, the texts are sharded over Ray tasks (:mod:`recbole_llmaug.llm.sharding`); the shards
+    finished so far are kept next to ``output`` until it is written, so a rerun redoes only the others.
+    """
     from recbole_llmaug.llm.embeddings import embed_texts
 
     embedding = EmbeddingSettings.from_settings(settings)
     present = [index for index, text in enumerate(texts) if text]
     if not present:
         raise UserError(f"None of the {len(texts)} {desc} has any text to embed; check the item titles and templates.")
-    run = embed_texts([texts[index] for index in present], embedding, settings=settings, desc=desc)
+    if setting(settings, "ray_address"):
+        from recbole_llmaug.llm.sharding import embed_texts_sharded
+
+        run = embed_texts_sharded([texts[index] for index in present], settings, output, desc=desc)
+    else:
+        run = embed_texts([texts[index] for index in present], embedding, settings=settings, desc=desc)
     dimension = run.vectors.shape[1]
     matrix = np.zeros((len(texts), dimension), dtype=np.float32)
     matrix[present] = run.vectors
@@ -108,7 +118,7 @@ def item_texts(files: DatasetFiles) -> Dict[str, str]:
 def _write_text_embeddings(texts, header, output, settings, label):
     """Embed each id's text and write one ``id<TAB>vector`` row per id (empty text: zero row)."""
     ids = list(texts)
-    matrix, model, usage = _embed([texts[key] for key in ids], settings, label)
+    matrix, model, usage = _embed([texts[key] for key in ids], settings, label, output)
     rows = write_atomic(output, header, ((key, format_vector(vector)) for key, vector in zip(ids, matrix)))
     without_text = [key for key in ids if not texts[key]]
     return ids, rows, model, usage, without_text
@@ -151,7 +161,19 @@ def _split_settings(settings) -> dict:
     }
 
 
+def _user_emb_source(files: DatasetFiles) -> str:
+    return setting(files.settings, "user_emb_source")
+
+
 def user_emb_fingerprint(files: DatasetFiles) -> dict:
+    if _user_emb_source(files) == "item_mean":
+        return {
+            "source": "item_mean",
+            "version": USER_MEAN_VERSION,
+            "items": item_emb_fingerprint(files),  # what the item vectors are built from (not the file: it may not exist yet)
+            "split": _split_settings(files.settings),
+            "fields": [files.uid, files.iid, files.time_field],
+        }
     return {
         "inputs": files.input_hashes("inter", "item"),
         "text_version": USER_TEXT_VERSION,
@@ -193,7 +215,54 @@ def user_texts(files: DatasetFiles) -> Dict[str, str]:
     return texts
 
 
+def user_mean_vectors(histories: Dict[str, List[str]], item_ids: List[str], item_matrix: np.ndarray,
+                      normalize: bool) -> tuple:
+    """Each user's vector as the mean of its training items' vectors: ``(users, [n_users, dim], users without any)``.
+
+    Items without a vector (zero rows: no text) are left out of the mean; a user none of whose items
+    has one gets a zero row. With ``normalize`` the means are L2-normalised like text embeddings.
+    """
+    row_of = {item: row for row, item in enumerate(item_ids)}
+    usable = np.linalg.norm(item_matrix, axis=1) > 0
+    users = list(histories)
+    matrix = np.zeros((len(users), item_matrix.shape[1]), dtype=np.float32)
+    empty = []
+    for index, user in enumerate(users):
+        rows = [row_of[item] for item in histories[user] if item in row_of and usable[row_of[item]]]
+        if not rows:
+            empty.append(user)
+            continue
+        matrix[index] = item_matrix[rows].mean(axis=0)
+    if normalize:
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        matrix = matrix / np.where(norms > 0, norms, 1.0)
+    return users, matrix, empty
+
+
+def _build_user_emb_from_items(files: DatasetFiles, output) -> dict:
+    from recbole_llmaug.augment.runner import ensure_augmented
+
+    item_manifest = ensure_augmented([ITEM_EMB.name], files.settings)[ITEM_EMB.name]
+    item_ids, item_matrix = read_embeddings(files.output_path(ITEM_EMB.suffix))
+    normalize = EmbeddingSettings.from_settings(files.settings).normalize
+    users, matrix, empty = user_mean_vectors(user_train_histories(files), item_ids, item_matrix, normalize)
+    rows = write_atomic(output, USER_EMB_HEADER, ((user, format_vector(vector)) for user, vector in zip(users, matrix)))
+    if empty:
+        logger.warning("%d of %d users have no training item with a vector; their embedding rows are zero",
+                       len(empty), len(users))
+    all_users = files.inter.frame[files.uid].nunique()
+    return {
+        "embedding": dict(item_manifest.get("embedding", {}), source="item_mean"),
+        "usage": {"calls": 0, "cost": 0.0},
+        "counts": {"rows": rows, "users_in_inter_file": int(all_users), "users_dropped_by_filters": int(all_users - len(users)),
+                   "missing_text": len(empty)},
+        "failures": {"missing_text_examples": examples(empty)},
+    }
+
+
 def build_user_emb(files: DatasetFiles, output) -> dict:
+    if _user_emb_source(files) == "item_mean":
+        return _build_user_emb_from_items(files, output)
     texts = user_texts(files)
     ids, rows, model, usage, without_text = _write_text_embeddings(
         texts, USER_EMB_HEADER, output, files.settings, "user texts")
@@ -336,7 +405,8 @@ ITEM_EMB = Output(
 USER_EMB = Output(
     name="user_emb", suffix="useremb", header=USER_EMB_HEADER,
     fingerprint=user_emb_fingerprint, build=build_user_emb, load=load_user_emb,
-    doc="one text embedding per user (titles of its training items, newest first)",
+    doc="one vector per user: the embedding of its training titles, newest first (user_emb_source: text), "
+        "or the mean of its training items' .itememb vectors (item_mean)",
 )
 SIM_USERS = Output(
     name="sim_users", suffix="simuser", header=SIM_USERS_HEADER,

@@ -5,6 +5,10 @@
 - :func:`select` / :func:`run_many`: schema-constrained "pick k of these ids" tasks, validated,
   retried, cached, with a progress bar.
 - :func:`embed_texts`: cached, batched text embeddings (bundled all-MiniLM-L6-v2 by default).
+- :func:`generate_json` / :func:`run_many_json`: generated JSON objects under a per-task schema,
+  validated field by field (LLMRec's profiles and attributes).
+- :func:`open_picker`: "choose k of these candidates for this user" by the LLM, by embedding cosine
+  (no LLM) or at random, behind one interface (``picker`` setting).
 
 Submodules are imported on first use, so that reading :mod:`.settings` does not import ``openai``
 or ``sentence-transformers``.
@@ -18,7 +22,13 @@ _WHERE = {
     "EmbeddingRun": "embeddings", "embed_texts": "embeddings", "make_embedder": "embeddings",
     "SelectionRequest": "selection", "SelectionResult": "selection", "parse_selection": "selection",
     "run_many": "selection", "select": "selection", "selection_schema": "selection",
-    "EmbeddingSettings": "settings", "LLMSettings": "settings",
+    "EmbeddingSettings": "settings", "LLMSettings": "settings", "free_cores": "settings",
+    "resolve_threads": "settings",
+    "JsonRequest": "structured", "JsonResult": "structured", "generate_json": "structured",
+    "run_many_json": "structured",
+    "PickTask": "pickers", "PickResult": "pickers", "open_picker": "pickers", "EmbeddingPicker": "pickers",
+    "LLMPicker": "pickers", "RandomPicker": "pickers",
+    "selection_request": "prompts", "compact_title": "prompts", "candidate_labels": "prompts",
 }
 __all__ = sorted(_WHERE)
 

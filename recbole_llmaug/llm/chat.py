@@ -22,13 +22,14 @@ import openai
 from recbole_llmaug.errors import UserError
 from recbole_llmaug.llm.cache import SqliteCache, stable_hash
 from recbole_llmaug.llm.local_server import LocalLlamaServer, resolve_gguf
-from recbole_llmaug.llm.settings import LLMSettings
+from recbole_llmaug.llm.settings import LLMSettings, resolve_threads
 
 logger = logging.getLogger(__name__)
 
 CHAT_CACHE_FILE = "chat.sqlite"
 LOCAL_API_KEY = "local-server-needs-no-key"
 MAX_DETAIL_CHARS = 300  # of a server's error text quoted in a message
+GRAMMAR_FORMAT = "llama_grammar"  # a response_format of ours: a GBNF grammar, sent as llama.cpp's "grammar" field
 
 
 class MalformedResponse(Exception):
@@ -139,21 +140,37 @@ class CallStats:
                 "completion_tokens": self.completion_tokens, "cost": round(self.cost, 6),
             }
 
-    def postfix(self) -> dict:
-        """Short labels for a tqdm bar."""
+    def postfix(self, elapsed: Optional[float] = None, since: Optional[dict] = None) -> dict:
+        """Short labels for a tqdm bar: model calls (and calls/s over ``elapsed`` seconds), cache hits,
+        failures, tokens and cost; counted from the snapshot ``since`` (an earlier :meth:`as_dict`) when given,
+        so a bar shows its own work even when the client served earlier bars."""
         stats = self.as_dict()
-        return {
-            "calls": stats["calls"], "hits": stats["cache_hits"], "fail": stats["failures"],
+        if since:
+            stats = {name: value - since.get(name, 0) for name, value in stats.items()}
+        labels = {"calls": stats["calls"]}
+        if elapsed:
+            labels["calls/s"] = f"{stats['calls'] / elapsed:.2f}"
+        labels.update({
+            "hits": stats["cache_hits"], "fail": stats["failures"],
             "tok": stats["prompt_tokens"] + stats["completion_tokens"], "cost": f"${stats['cost']:.4f}",
-        }
+        })
+        return labels
+
+
+def bar_postfix(bar, stats: "CallStats", since: Optional[dict] = None) -> dict:
+    """:meth:`CallStats.postfix` over the time a tqdm ``bar`` has run."""
+    return stats.postfix(elapsed=bar.format_dict.get("elapsed") or None, since=since)
 
 
 class ChatClient:
     """One model on one endpoint; ``complete`` is thread-safe."""
 
     def __init__(self, llm: LLMSettings, base_url: str, model: str, api_key: Optional[str],
-                 cache: Optional[SqliteCache] = None, backoff_base: float = 1.0, backoff_cap: float = 60.0):
+                 cache: Optional[SqliteCache] = None, backoff_base: float = 1.0, backoff_cap: float = 60.0,
+                 llama_cpp: bool = False):
         self.settings = llm
+        # llama.cpp's server (the embedded one) takes fields other servers may refuse: cache_prompt, grammar.
+        self.llama_cpp = llama_cpp
         self.base_url = base_url
         self.model = model
         self.cache = cache
@@ -166,35 +183,37 @@ class ChatClient:
             base_url=base_url, api_key=api_key or "no-key-configured", timeout=llm.timeout, max_retries=0
         )
 
-    def sampling(self) -> dict:
-        return {
-            "temperature": self.settings.temperature,
-            "top_p": self.settings.top_p,
-            "max_tokens": self.settings.max_tokens,
-        }
+    def sampling(self, max_tokens: Optional[int] = None) -> dict:
+        """Sampling of one request; ``max_tokens`` bounds this answer (e.g. from its schema), at most ``llm_max_tokens``."""
+        limit = self.settings.max_tokens if max_tokens is None else min(max_tokens, self.settings.max_tokens)
+        return {"temperature": self.settings.temperature, "top_p": self.settings.top_p, "max_tokens": limit}
 
-    def cache_key(self, messages, prompt_version: str, response_format) -> str:
+    def cache_key(self, messages, prompt_version: str, response_format, max_tokens: Optional[int] = None) -> str:
         """Model, messages, sampling, answer format and prompt version; never the endpoint's key."""
         return stable_hash({
-            "model": self.model, "messages": messages, "sampling": self.sampling(),
+            "model": self.model, "messages": messages, "sampling": self.sampling(max_tokens),
             "response_format": response_format, "prompt_version": prompt_version,
         })
 
     def _effective_format(self, response_format):
+        if response_format is not None and response_format.get("type") == GRAMMAR_FORMAT and not self.llama_cpp:
+            raise ValueError("a llama.cpp grammar can only be sent to a llama.cpp server (ChatClient(llama_cpp=True))")
         return response_format if self.schema_supported else None
 
     def complete(self, messages: list, prompt_version: str, response_format: Optional[dict] = None,
-                 accept: Optional[Callable[[str], bool]] = None) -> ChatAnswer:
+                 accept: Optional[Callable[[str], bool]] = None, max_tokens: Optional[int] = None) -> ChatAnswer:
         """The answer for ``messages``, from the cache if this exact request was answered acceptably before.
 
         ``accept(text)`` says whether an answer is worth keeping (default: any non-empty text). Only an
         accepted answer is cached, and a cached answer that is not accepted (left by an older version)
         is asked again and replaced, so a failure is never replayed by a rerun. A rejected answer is
-        still returned, for the caller to retry or record.
+        still returned, for the caller to retry or record. ``response_format`` is OpenAI's (``json_schema``)
+        or, for a llama.cpp server only, ``{"type": "llama_grammar", "grammar": GBNF}``. ``max_tokens``
+        bounds this answer below ``llm_max_tokens`` (it is part of the cache key).
         """
         accept = accept or _non_empty
         response_format = self._effective_format(response_format)
-        key = self.cache_key(messages, prompt_version, response_format)
+        key = self.cache_key(messages, prompt_version, response_format, max_tokens)
         if self.cache is not None:
             stored = self.cache.get(key)
             if stored is not None:
@@ -203,7 +222,7 @@ class ChatClient:
                     self.stats.add(cache_hits=1)
                     return ChatAnswer(record["text"], record["prompt_tokens"], record["completion_tokens"], cached=True)
         try:
-            answer = self._call_with_retries(messages, response_format)
+            answer = self._call_with_retries(messages, response_format, max_tokens)
         except openai.BadRequestError as error:
             if response_format is None:
                 raise LLMCallError(describe_error(error, self.settings.timeout, self._secret)) from None
@@ -211,20 +230,21 @@ class ChatClient:
                 logger.warning("%s rejected response_format; continuing without schemas (tolerant parsing "
                                "and validation)", self.base_url)
                 self.schema_supported = False
-            return self.complete(messages, prompt_version, None, accept)  # looks up the schema-less answer first
+            return self.complete(messages, prompt_version, None, accept, max_tokens)  # the schema-less answer first
         if accept(answer.text):
             self._store(key, answer)
         return answer
 
     def remember(self, messages: list, prompt_version: str, response_format: Optional[dict],
-                 answer: ChatAnswer) -> None:
+                 answer: ChatAnswer, max_tokens: Optional[int] = None) -> None:
         """Cache ``answer`` as the resolution of the request ``messages``.
 
         :func:`~recbole_llmaug.llm.selection.select` uses it when a correction round produced the
         valid answer: the first request's own (invalid) answer is not cached, so without this a rerun
         would pay for that request again before reaching the cached correction.
         """
-        self._store(self.cache_key(messages, prompt_version, self._effective_format(response_format)), answer)
+        key = self.cache_key(messages, prompt_version, self._effective_format(response_format), max_tokens)
+        self._store(key, answer)
 
     def _store(self, key: str, answer: ChatAnswer) -> None:
         if self.cache is not None:
@@ -233,10 +253,17 @@ class ChatClient:
                 "completion_tokens": answer.completion_tokens,
             }).encode("utf-8"))
 
-    def _call_with_retries(self, messages, response_format) -> ChatAnswer:
-        request = dict(model=self.model, messages=messages, **self.sampling())
-        if response_format is not None:
+    def _call_with_retries(self, messages, response_format, max_tokens=None) -> ChatAnswer:
+        request = dict(model=self.model, messages=messages, **self.sampling(max_tokens))
+        extra = {}
+        if self.llama_cpp:
+            extra["cache_prompt"] = self.settings.cache_prompt
+        if response_format is not None and response_format.get("type") == GRAMMAR_FORMAT:
+            extra["grammar"] = response_format["grammar"]
+        elif response_format is not None:
             request["response_format"] = response_format
+        if extra:
+            request["extra_body"] = extra
         return call_with_retries(
             lambda: self._client.chat.completions.with_raw_response.create(**request), self.settings,
             self.base_url, self.model, self.stats, self.backoff_base, self.backoff_cap, self._secret,
@@ -340,8 +367,9 @@ def open_chat_client(settings: Mapping, backoff_base: float = 1.0) -> Iterator[C
             return
         gguf = resolve_gguf(llm.model)
         llm.cache_dir.mkdir(parents=True, exist_ok=True)
-        with LocalLlamaServer(gguf, threads=llm.threads, parallel=min(llm.concurrency, 4),
+        with LocalLlamaServer(gguf, threads=resolve_threads(llm.threads), parallel=llm.slots,
                               log_file=llm.cache_dir / "local_server.log") as server:
-            yield ChatClient(llm, server.base_url, server.model_name, LOCAL_API_KEY, cache, backoff_base=backoff_base)
+            yield ChatClient(llm, server.base_url, server.model_name, LOCAL_API_KEY, cache, backoff_base=backoff_base,
+                             llama_cpp=True)
     finally:
         cache.close()

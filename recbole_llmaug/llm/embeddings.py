@@ -25,6 +25,7 @@ from recbole_llmaug.errors import ServiceError, UserError
 from recbole_llmaug.llm.cache import SqliteCache
 from recbole_llmaug.llm.chat import (
     CallStats,
+    bar_postfix,
     LLMCallError,
     MalformedResponse,
     call_with_retries,
@@ -33,7 +34,7 @@ from recbole_llmaug.llm.chat import (
     redact,
     token_count,
 )
-from recbole_llmaug.llm.settings import BUNDLED_MINILM_NAMES, EmbeddingSettings, LLMSettings
+from recbole_llmaug.llm.settings import BUNDLED_MINILM_NAMES, EmbeddingSettings, LLMSettings, resolve_threads
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +64,10 @@ class SentenceTransformerEmbedder:
 
     backend = "sentence-transformers"
 
-    def __init__(self, model: str):
+    def __init__(self, model: str, threads: Optional[int] = None):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        # torch threads while encoding, decided once (our own threads soon count in the load average)
+        self.threads = resolve_threads(threads)
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         self.model_name = model
         self.stats = CallStats()
@@ -82,10 +85,17 @@ class SentenceTransformerEmbedder:
         return str(path.resolve()) if path.exists() else model
 
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
-        vectors = self._model.encode(
-            list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=False,
-            show_progress_bar=False,
-        )
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)  # both cores when both are free; restored after
+        try:
+            vectors = self._model.encode(
+                list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=False,
+                show_progress_bar=False,
+            )
+        finally:
+            torch.set_num_threads(previous)
         self.stats.add(calls=1)
         return np.asarray(vectors, dtype=np.float32)
 
@@ -167,7 +177,7 @@ def make_embedder(settings: Mapping, embedding: Optional[EmbeddingSettings] = No
     embedding = embedding or EmbeddingSettings.from_settings(settings)
     if embedding.backend == "openai":
         return OpenAIEmbedder(embedding.model, LLMSettings.from_settings(settings))
-    return SentenceTransformerEmbedder(embedding.model)
+    return SentenceTransformerEmbedder(embedding.model, embedding.threads)
 
 
 @dataclass
@@ -257,6 +267,8 @@ def embed_texts(texts: Sequence[str], embedding: EmbeddingSettings, embedder=Non
                     cache.put_many((keys[text], vector.tobytes()) for text, vector in zip(batch, encoded))
                     vectors.update(zip(batch, encoded))
                     bar.update(len(batch))
+                    bar.set_postfix(dict(bar_postfix(bar, embedder.stats), cached=len(unique) - len(missing)),
+                                    refresh=False)
             stats = embedder.stats.as_dict()
     finally:
         cache.close()

@@ -5,6 +5,12 @@ every answer is validated anyway, because other servers ignore the schema. An in
 retried (with a short note on what was wrong) a bounded number of times and then returned as a
 failure with its raw text, so one bad answer never ends a run. Only valid answers are cached: a
 rerun asks the failed requests again instead of replaying their failures.
+
+Cheaper answers (README "The LLM stage at dataset scale"): a request may name its candidates by short
+``labels`` ("A".."J") that are mapped back to the real ids; the answer's ``max_tokens`` is the most
+its schema allows (``llm_selection_max_tokens: ~``), since k ids need a few tokens, not 256; and on
+the embedded llama.cpp server ``llm_selection_format: labels`` asks for bare labels ("A,C") under a
+grammar instead of pretty-printed JSON (about a third of the answer tokens).
 """
 
 import json
@@ -15,10 +21,13 @@ from typing import Optional, Sequence
 
 from tqdm import tqdm
 
-from recbole_llmaug.llm.chat import ChatClient, LLMCallError
+from recbole_llmaug.llm.chat import GRAMMAR_FORMAT, ChatClient, LLMCallError, bar_postfix
+from recbole_llmaug.llm.schema import END_TOKENS, answer_token_bound
 
 SELECTION_FORMAT_VERSION = "selection-json-v1"
+LABELS_FORMAT_VERSION = "selection-labels-v1"
 MAX_INVALID_RETRIES = 2
+LABEL_SEPARATOR = ","
 
 
 class InvalidAnswer(ValueError):
@@ -30,6 +39,7 @@ class SelectionRequest:
     messages: tuple  # the task prompt, as chat messages
     candidate_ids: tuple
     k: int = 1
+    labels: Optional[tuple] = None  # what the prompt calls the candidates (same order); None: their ids
 
 
 @dataclass
@@ -99,6 +109,10 @@ def parse_selection(text: str, candidate_ids: Sequence[str], k: int) -> list:
         value = [value]
     if not isinstance(value, list):
         raise InvalidAnswer('the answer has no JSON {"ids": [...]} list')
+    return _check(value, candidate_ids, k)
+
+
+def _check(value: list, candidate_ids: Sequence[str], k: int) -> list:
     chosen = []
     for item in value:
         item = str(item).strip()
@@ -113,32 +127,81 @@ def parse_selection(text: str, candidate_ids: Sequence[str], k: int) -> list:
     return chosen[:k]
 
 
-def _valid_for(candidate_ids: Sequence[str], k: int):
-    """``accept`` for :meth:`ChatClient.complete`: cache only answers that parse as a valid selection."""
-    def accept(text: str) -> bool:
-        try:
-            parse_selection(text, candidate_ids, k)
-        except InvalidAnswer:
-            return False
-        return True
-    return accept
+def parse_labels(text: str, labels: Sequence[str], k: int) -> list:
+    """The labels of a bare ``"A,C"`` answer (``llm_selection_format: labels``), or :class:`InvalidAnswer`."""
+    value = [part.strip() for part in text.strip().split(LABEL_SEPARATOR) if part.strip()]
+    if not value:
+        raise InvalidAnswer("the answer names no candidate")
+    return _check(value, labels, k)
+
+
+def labels_grammar(labels: Sequence[str], k: int) -> str:
+    """A llama.cpp GBNF grammar: exactly ``k`` labels separated by commas, nothing else (no whitespace)."""
+    def literal(text):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return (f"root ::= label{(' ' + literal(LABEL_SEPARATOR) + ' label') * (k - 1)}\n"
+            f"label ::= {' | '.join(literal(label) for label in labels)}\n")
+
+
+def labels_usable(labels: Sequence[str]) -> bool:
+    """Bare labels can be told apart only if none holds the separator, whitespace or a line break."""
+    return all(label and LABEL_SEPARATOR not in label and not any(char.isspace() for char in label) for label in labels)
+
+
+def _answer_plan(client: ChatClient, shown: Sequence[str], k: int):
+    """(response_format, parse, instruction, version suffix, max_tokens of the first attempt) for this client."""
+    configured = client.settings.selection_max_tokens
+    if client.settings.selection_format == "labels" and client.llama_cpp and labels_usable(shown):
+        longest = max(len(label.encode("utf-8")) for label in shown)
+        bound = k * (longest + len(LABEL_SEPARATOR)) + END_TOKENS
+        return ({"type": GRAMMAR_FORMAT, "grammar": labels_grammar(shown, k)},
+                lambda text: parse_labels(text, shown, k), labels_instruction(shown, k), LABELS_FORMAT_VERSION,
+                configured or bound)
+    return (response_format(shown, k), lambda text: parse_selection(text, shown, k), format_instruction(shown, k),
+            SELECTION_FORMAT_VERSION, configured or answer_token_bound(selection_schema(shown, k)))
+
+
+def labels_instruction(labels: Sequence[str], k: int) -> str:
+    noun = "label" if k == 1 else "labels"
+    return (f"Answer with exactly {k} distinct candidate {noun} chosen from {', '.join(labels)}, "
+            "separated by commas, and nothing else.")
 
 
 def select(client: ChatClient, messages: Sequence[dict], candidate_ids: Sequence, k: int,
-           prompt_version: str, max_invalid_retries: int = MAX_INVALID_RETRIES) -> SelectionResult:
-    """Ask the model to pick ``k`` of ``candidate_ids``; always returns, valid or not."""
+           prompt_version: str, max_invalid_retries: int = MAX_INVALID_RETRIES,
+           labels: Optional[Sequence[str]] = None) -> SelectionResult:
+    """Ask the model to pick ``k`` of ``candidate_ids``; always returns, valid or not.
+
+    ``labels`` (one per candidate, in order): the names the prompt gives the candidates; the model
+    answers with labels and the result holds the candidates' ids. The first attempt's answer is
+    bounded by its schema (``llm_selection_max_tokens``); a correction round may use ``llm_max_tokens``,
+    in case the bound cut a valid answer short.
+    """
     candidates = [str(candidate) for candidate in candidate_ids]
     if not candidates or k < 1:
         raise ValueError(f"a selection needs candidates and k >= 1 (got {len(candidates)} candidates, k={k})")
+    shown = candidates if labels is None else [str(label) for label in labels]
+    if len(shown) != len(candidates) or len(set(shown)) != len(shown):
+        raise ValueError(f"{len(shown)} labels for {len(candidates)} candidates, or labels that repeat: {shown}")
+    to_id = dict(zip(shown, candidates))
     k = min(k, len(candidates))
-    conversation = first = list(messages) + [{"role": "user", "content": format_instruction(candidates, k)}]
-    version = f"{prompt_version}|{SELECTION_FORMAT_VERSION}"
-    schema, accept = response_format(candidates, k), _valid_for(candidates, k)
+    schema, parse, instruction, suffix, bound = _answer_plan(client, shown, k)
+    conversation = first = list(messages) + [{"role": "user", "content": instruction}]
+    version = f"{prompt_version}|{suffix}"
+
+    def accept(text: str) -> bool:
+        try:
+            parse(text)
+        except InvalidAnswer:
+            return False
+        return True
+
     result = SelectionResult(ids=[], raw="", valid=False, attempts=0, cached=True)
     for _ in range(max_invalid_retries + 1):
         result.attempts += 1
+        max_tokens = bound if result.attempts == 1 else None
         try:
-            answer = client.complete(conversation, version, schema, accept)
+            answer = client.complete(conversation, version, schema, accept, max_tokens=max_tokens)
         except LLMCallError as error:
             result.error, result.cached = str(error), False
             break
@@ -147,17 +210,17 @@ def select(client: ChatClient, messages: Sequence[dict], candidate_ids: Sequence
         result.prompt_tokens += answer.prompt_tokens
         result.completion_tokens += answer.completion_tokens
         try:
-            result.ids = parse_selection(answer.text, candidates, k)
+            result.ids = [to_id[label] for label in parse(answer.text)]
         except InvalidAnswer as problem:
             result.error = f"invalid answer: {problem}"
             conversation = conversation + [
                 {"role": "assistant", "content": answer.text},
-                {"role": "user", "content": f"That answer is invalid: {problem}. {format_instruction(candidates, k)}"},
+                {"role": "user", "content": f"That answer is invalid: {problem}. {instruction}"},
             ]
             continue
         result.valid, result.error = True, None
         if result.attempts > 1:  # a rerun finds the valid answer under the first request at once
-            client.remember(first, version, schema, answer)
+            client.remember(first, version, schema, answer, max_tokens=bound)
         return result
     client.stats.add(failures=1)
     return result
@@ -171,18 +234,29 @@ def run_many(client: ChatClient, requests: Sequence[SelectionRequest], prompt_ve
     an exception. What does raise (a refused key, an unknown model: every request would fail) cancels
     the requests not yet started; those in flight finish and their valid answers are cached.
     """
+    def one(request):
+        return select(client, request.messages, request.candidate_ids, request.k, prompt_version,
+                      labels=request.labels)
+
+    return run_pool(client, one, requests, desc)
+
+
+def run_pool(client: ChatClient, task, requests: Sequence, desc: str) -> list:
+    """``task(request)`` for every request, ``llm_concurrency`` at a time; results in request order.
+
+    The bar counts requests (its rate includes cache hits) and shows this run's model calls, calls/s,
+    cache hits, failures, tokens and cost.
+    """
     results = [None] * len(requests)
+    since = client.stats.as_dict()
     with ThreadPoolExecutor(max_workers=client.settings.concurrency) as pool, \
             tqdm(total=len(requests), desc=desc, unit="req", dynamic_ncols=True) as bar:
-        futures = {
-            pool.submit(select, client, request.messages, request.candidate_ids, request.k, prompt_version): index
-            for index, request in enumerate(requests)
-        }
+        futures = {pool.submit(task, request): index for index, request in enumerate(requests)}
         try:
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 bar.update(1)
-                bar.set_postfix(client.stats.postfix(), refresh=False)
+                bar.set_postfix(bar_postfix(bar, client.stats, since), refresh=False)
         except BaseException:
             for future in futures:
                 future.cancel()

@@ -4,6 +4,7 @@ Their defaults are in ``properties/overall.yaml`` only; a settings dict that lac
 hand-made one in a script or test) falls back to that file (:func:`recbole_llmaug.defaults.setting`).
 """
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,43 @@ def _number(settings, key, kind, minimum):
     return number
 
 
+def _optional_number(settings, key, kind, minimum):
+    """``None`` when the setting is ``~`` (its documented automatic value), else a checked number."""
+    return None if setting(settings, key) is None else _number(settings, key, kind, minimum)
+
+
+def _choice(settings, key, choices):
+    value = setting(settings, key)
+    if value not in choices:
+        raise UserError(f"Setting '{key}' must be one of {', '.join(map(repr, choices))}, got {value!r}. "
+                        f"Fix it in your yaml or --{key}=...")
+    return value
+
+
+def free_cores() -> int:
+    """CPU cores this process may use that other processes are not already using, at least 1.
+
+    The cores we may run on (``os.sched_getaffinity``: a container's or ``taskset``'s limit, not the
+    machine's count) minus the one-minute load average, rounded up, so that a 2-core machine with one
+    busy neighbour gives 1. llama.cpp and torch threads spin on barriers: a thread on a core that is
+    already busy slows every other thread of the same step, so more threads than free cores is slower.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    return max(1, min(cores, cores - math.ceil(load - 0.25)))
+
+
+def resolve_threads(configured: Optional[int]) -> int:
+    """``llm_threads`` / ``embedding_threads``: the configured number, or :func:`free_cores` for ``~``."""
+    return int(configured) if configured else free_cores()
+
+
 def cache_dir(settings: Mapping) -> Path:
     """Where chat answers and embeddings are cached; shared by all datasets so work is never repeated."""
     configured = setting(settings, "llmaug_cache_dir")
@@ -55,7 +93,11 @@ class LLMSettings:
     max_retries: int
     price_per_1k_input: float
     price_per_1k_output: float
-    threads: int
+    threads: Optional[int]  # None: free cores at server start (resolve_threads)
+    parallel: Optional[int]  # None: one slot per concurrent request
+    selection_max_tokens: Optional[int]  # None: computed from each selection's answer schema
+    selection_format: str  # json | labels
+    cache_prompt: bool
     cache_dir: Path
 
     @classmethod
@@ -73,9 +115,18 @@ class LLMSettings:
             max_retries=_number(settings, "llm_max_retries", int, 0),
             price_per_1k_input=_number(settings, "llm_price_per_1k_input", float, 0.0),
             price_per_1k_output=_number(settings, "llm_price_per_1k_output", float, 0.0),
-            threads=_number(settings, "llm_threads", int, 1),
+            threads=_optional_number(settings, "llm_threads", int, 1),
+            parallel=_optional_number(settings, "llm_parallel", int, 1),
+            selection_max_tokens=_optional_number(settings, "llm_selection_max_tokens", int, 1),
+            selection_format=_choice(settings, "llm_selection_format", ("json", "labels")),
+            cache_prompt=bool(setting(settings, "llm_cache_prompt")),
             cache_dir=cache_dir(settings),
         )
+
+    @property
+    def slots(self) -> int:
+        """Parallel slots of the embedded server: ``llm_parallel``, else one per request in flight."""
+        return self.parallel or self.concurrency
 
     def api_key(self) -> Optional[str]:
         """The key from the configured environment variable; never stored, logged or cached."""
@@ -88,6 +139,7 @@ class EmbeddingSettings:
     model: str
     batch_size: int
     normalize: bool
+    threads: Optional[int]  # torch threads while embedding; None: free cores (resolve_threads)
     cache_dir: Path
 
     @classmethod
@@ -106,5 +158,6 @@ class EmbeddingSettings:
             model=model,
             batch_size=_number(settings, "embedding_batch_size", int, 1),
             normalize=bool(setting(settings, "embedding_normalize")),
+            threads=_optional_number(settings, "embedding_threads", int, 1),
             cache_dir=cache_dir(settings),
         )

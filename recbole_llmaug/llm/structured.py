@@ -1,0 +1,119 @@
+"""Generated JSON objects (LLMRec's user profiles and item attributes), one schema per task.
+
+The answer is asked for under ``response_format`` json_schema (servers that honour it can only write
+an object of that shape), then validated field by field anyway, because other servers ignore schemas
+and weak models fill fields badly:
+
+* a declared field that is absent or fails its own subschema is recorded in ``missing`` and left out:
+  a field is never invented or repaired;
+* a field the schema does not declare is dropped (listed in ``dropped``);
+* the answer as a whole is invalid only when it is not a JSON object: that is retried with a short
+  note (``max_invalid_retries`` times) and then returned as a failure with its raw text.
+
+Only valid answers (objects) are cached, so a rerun repeats no paid call and never replays a failure.
+"""
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+from recbole_llmaug.llm.chat import ChatClient, LLMCallError
+from recbole_llmaug.llm.schema import answer_token_bound, check_object
+from recbole_llmaug.llm.selection import MAX_INVALID_RETRIES, _parsed_json, run_pool
+
+JSON_FORMAT_VERSION = "object-json-v1"
+
+
+@dataclass(frozen=True)
+class JsonRequest:
+    messages: tuple  # the task prompt, as chat messages
+    schema: dict  # JSON schema of the object: {"type": "object", "properties": {...}, ...}
+    name: str = "answer"  # the schema's name in response_format (letters, digits, _ and -)
+
+
+@dataclass
+class JsonResult:
+    value: dict  # the declared fields that passed their schema ({} when invalid)
+    missing: list  # declared fields absent or failing their schema
+    dropped: list  # undeclared fields removed from the answer
+    raw: str
+    valid: bool  # the answer was a JSON object
+    attempts: int
+    cached: bool
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    problems: dict = field(default_factory=dict)  # field -> why it failed its schema
+    error: Optional[str] = None
+
+
+def json_response_format(schema: dict, name: str = "answer") -> dict:
+    return {"type": "json_schema", "json_schema": {"name": name, "strict": False, "schema": schema}}
+
+
+def json_instruction(schema: dict) -> str:
+    fields = ", ".join(schema.get("properties", {})) or "the requested fields"
+    return f"Answer with one JSON object only, with the fields {fields}; leave out a field you cannot fill."
+
+
+def _object_of(text: str):
+    value = _parsed_json(text)
+    return value if isinstance(value, dict) else None
+
+
+def _is_object(text: str) -> bool:
+    return _object_of(text) is not None
+
+
+def generate_json(client: ChatClient, messages: Sequence[dict], schema: dict, prompt_version: str,
+                  name: str = "answer", max_invalid_retries: int = MAX_INVALID_RETRIES) -> JsonResult:
+    """Ask for one JSON object under ``schema``; always returns (``valid`` False when no object came back).
+
+    ``messages`` end with the task; an instruction naming the fields is appended. ``max_tokens`` is the
+    most the schema allows when it bounds every field (``maxLength``, ``maxItems``, enums), else
+    ``llm_max_tokens``. ``prompt_version`` names the prompt: change it when the prompt changes.
+    """
+    if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
+        raise ValueError('generate_json needs an object schema: {"type": "object", "properties": {...}}')
+    fmt = json_response_format(schema, name)
+    version = f"{prompt_version}|{JSON_FORMAT_VERSION}"
+    bound = answer_token_bound(schema)
+    conversation = first = list(messages) + [{"role": "user", "content": json_instruction(schema)}]
+    result = JsonResult(value={}, missing=list(schema["properties"]), dropped=[], raw="", valid=False,
+                        attempts=0, cached=True)
+    for _ in range(max_invalid_retries + 1):
+        result.attempts += 1
+        try:
+            answer = client.complete(conversation, version, fmt, _is_object,
+                                     max_tokens=bound if result.attempts == 1 else None)
+        except LLMCallError as error:
+            result.error, result.cached = str(error), False
+            break
+        result.raw = answer.text
+        result.cached = result.cached and answer.cached
+        result.prompt_tokens += answer.prompt_tokens
+        result.completion_tokens += answer.completion_tokens
+        checked = check_object(_object_of(answer.text), schema)
+        if checked is None:
+            result.error = "invalid answer: not a JSON object"
+            conversation = conversation + [
+                {"role": "assistant", "content": answer.text},
+                {"role": "user", "content": f"That answer is not a JSON object. {json_instruction(schema)}"},
+            ]
+            continue
+        result.value, result.missing, result.dropped = checked.value, checked.missing, checked.dropped
+        result.problems, result.valid, result.error = checked.problems, True, None
+        if result.attempts > 1:  # a rerun finds the valid answer under the first request at once
+            client.remember(first, version, fmt, answer, max_tokens=bound)
+        return result
+    client.stats.add(failures=1)
+    return result
+
+
+def run_many_json(client: ChatClient, requests: Sequence[JsonRequest], prompt_version: str,
+                  desc: str = "LLM objects") -> list:
+    """:func:`generate_json` for every request, ``llm_concurrency`` at a time, with a progress bar
+    (calls, calls/s, cache hits, failures, tokens, cost); results in request order. A failed request is a
+    failed result, never an exception (see :func:`~recbole_llmaug.llm.selection.run_many`)."""
+    def one(request):
+        return generate_json(client, request.messages, request.schema, prompt_version, request.name)
+
+    return run_pool(client, one, requests, desc)
