@@ -58,20 +58,18 @@ def timed(function, *args):
     return result, time.perf_counter() - started
 
 
-def selection_requests(settings, count, seed=0):
-    """Next-item prompts from real histories: 5 recent titles, 10 candidates incl. the true next item."""
-    from recbole_llmaug.augment.files import DatasetFiles
+def selection_tasks(files, count, seed=0):
+    """Next-item tasks from real histories: (history, candidates, target), 10 candidates incl. the true
+    next item; and the item titles. Shared by this script and bench_llm_stage.py."""
     from recbole_llmaug.augment.text import clean_value, recbole_filtered, training_histories
-    from recbole_llmaug.llm import SelectionRequest
 
-    files = DatasetFiles(settings)
     titles = {item: clean_value(title) for item, title in zip(files.item.frame[files.iid], files.item.frame["title"])}
-    inter = recbole_filtered(files.inter_with_time(), files.uid, files.iid, set(titles), settings)
+    inter = recbole_filtered(files.inter_with_time(), files.uid, files.iid, set(titles), files.settings)
     full = training_histories(inter, files.uid, files.iid, files.time_field, holdout=0)
     rng = random.Random(seed)
     titled_items = [item for item, title in titles.items() if title]
     users = sorted(user for user, history in full.items() if len(history) >= 4)
-    requests = []
+    tasks = []
     for user in rng.sample(users, min(count, len(users))):
         history, target = full[user][:-1], full[user][-1]
         if not titles.get(target):
@@ -79,6 +77,18 @@ def selection_requests(settings, count, seed=0):
         others = [item for item in titled_items if item != target]
         candidates = rng.sample(others, min(CANDIDATES_PER_PROMPT - 1, len(others))) + [target]
         rng.shuffle(candidates)
+        tasks.append((history, candidates, target))
+    return tasks, titles
+
+
+def selection_requests(settings, count, seed=0):
+    """Next-item prompts from real histories: 5 recent titles, 10 candidates incl. the true next item."""
+    from recbole_llmaug.augment.files import DatasetFiles
+    from recbole_llmaug.llm import SelectionRequest
+
+    tasks, titles = selection_tasks(DatasetFiles(settings), count, seed)
+    requests = []
+    for history, candidates, target in tasks:
         labels = [f"C{index}" for index in range(len(candidates))]
         listing = "\n".join(f"{label}: {titles[item]}" for label, item in zip(labels, candidates))
         bought = "\n".join(f"- {titles[item]}" for item in history[-5:] if titles.get(item))

@@ -47,7 +47,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 
-from bench_llm_layer import BEAUTY_TEMPLATE, CANDIDATES_PER_PROMPT, link_dataset  # noqa: E402
+from bench_llm_layer import BEAUTY_TEMPLATE, CANDIDATES_PER_PROMPT, link_dataset, selection_tasks  # noqa: E402
 
 PATHS = ("today", "compact", "new", "new-nocache")
 HISTORY_ITEMS = 5
@@ -82,28 +82,6 @@ def beauty_files(work, dataset):
     from recbole_llmaug.augment.files import DatasetFiles
 
     return DatasetFiles({"dataset": dataset, "data_path": str(work), "item_text_template": BEAUTY_TEMPLATE})
-
-
-def selection_tasks(files, count, seed=0):
-    """(history, candidates, target) exactly as bench_llm_layer.selection_requests samples them."""
-    from recbole_llmaug.augment.text import clean_value, recbole_filtered, training_histories
-
-    titles = {item: clean_value(title) for item, title in zip(files.item.frame[files.iid], files.item.frame["title"])}
-    inter = recbole_filtered(files.inter_with_time(), files.uid, files.iid, set(titles), files.settings)
-    full = training_histories(inter, files.uid, files.iid, files.time_field, holdout=0)
-    rng = random.Random(seed)
-    titled_items = [item for item, title in titles.items() if title]
-    users = sorted(user for user, history in full.items() if len(history) >= 4)
-    tasks = []
-    for user in rng.sample(users, min(count, len(users))):
-        history, target = full[user][:-1], full[user][-1]
-        if not titles.get(target):
-            continue
-        others = [item for item in titled_items if item != target]
-        candidates = rng.sample(others, min(CANDIDATES_PER_PROMPT - 1, len(others))) + [target]
-        rng.shuffle(candidates)
-        tasks.append((history, candidates, target))
-    return tasks, titles
 
 
 def today_request(history, candidates, titles):

@@ -30,12 +30,10 @@ two SASRec models are retrained only when their fingerprint changes.
 
 import logging
 import re
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
-from tqdm import tqdm
 
 from recbole_llmaug.augment.atomic import read_atomic, write_atomic
 from recbole_llmaug.augment.files import DatasetFiles, examples
@@ -237,11 +235,9 @@ def _select_all(settings, prompts: List[tuple], desc: str, version: str):
 def _free_text_all(settings, prompts: List[tuple], desc: str, version: str):
     """Free-text answers for ``prompts`` = [messages] -> (answer text or None per prompt, usage)."""
     from recbole_llmaug.llm import LLMCallError, open_chat_client
+    from recbole_llmaug.llm.selection import run_pool
 
-    answers = [None] * len(prompts)
-    with open_chat_client(settings) as client, \
-            ThreadPoolExecutor(max_workers=client.settings.concurrency) as pool, \
-            tqdm(total=len(prompts), desc=desc, unit="req", dynamic_ncols=True) as bar:
+    with open_chat_client(settings) as client:
         def one(messages):
             try:
                 return client.complete(list(messages), version).text.strip() or None
@@ -249,16 +245,7 @@ def _free_text_all(settings, prompts: List[tuple], desc: str, version: str):
                 client.stats.add(failures=1)
                 return None
 
-        futures = {pool.submit(one, messages): index for index, messages in enumerate(prompts)}
-        try:
-            for future in as_completed(futures):
-                answers[futures[future]] = future.result()
-                bar.update(1)
-                bar.set_postfix(client.stats.postfix(), refresh=False)
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+        answers = run_pool(client, one, prompts, desc)
         usage = dict(client.stats.as_dict(), model=client.model)
     return answers, usage
 
