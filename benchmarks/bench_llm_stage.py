@@ -66,6 +66,11 @@ def parse_args():
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="llama.cpp threads")
     parser.add_argument("--slots", nargs="+", type=int, default=[1, 2, 3, 4],
                         help="parallel slots (= requests in flight); with --base_url: requests in flight")
+    parser.add_argument("--title_max_chars", nargs="+", type=int, default=None,
+                        help="llm_title_max_chars of the compact paths (default: the yaml default); several values sweep it")
+    parser.add_argument("--configs", nargs="+", default=None, metavar="PATH:THREADS:SLOTS[:TITLE_CHARS]",
+                        help="exact configurations instead of the product of --paths/--threads/--slots/--title_max_chars, "
+                             "e.g. today:1:1 new:2:2:40")
     parser.add_argument("--base_url", default=None, help="score this OpenAI-compatible endpoint instead")
     parser.add_argument("--model", default=None, help="model name on --base_url")
     parser.add_argument("--embed_limit", type=int, default=None, help="embed only this many items and users")
@@ -150,32 +155,46 @@ def run_configuration(settings, requests, targets):
     }
 
 
+def parse_config(text, default_title_chars):
+    """``PATH:THREADS:SLOTS[:TITLE_CHARS]`` -> (threads, slots, path, title chars)."""
+    parts = text.split(":")
+    if len(parts) not in (3, 4) or parts[0] not in PATHS:
+        raise SystemExit(f"--configs {text!r}: expected PATH:THREADS:SLOTS[:TITLE_CHARS] with PATH one of {PATHS}")
+    title_chars = "-" if parts[0] == "today" else int(parts[3]) if len(parts) == 4 else default_title_chars
+    return int(parts[1]), int(parts[2]), parts[0], title_chars
+
+
 def bench_selections(args, work):
+    from recbole_llmaug.defaults import setting
 
     files = beauty_files(work, args.dataset)
     tasks, titles = selection_tasks(files, args.requests)
     targets = [target for _, _, target in tasks]
-    title_max_chars = 60
+
+    title_chars_list = args.title_max_chars or [int(setting({}, "llm_title_max_chars"))]
     rows = []
     threads_list = [None] if args.base_url else args.threads
-    for threads in threads_list:
-        for slots in args.slots:
-            for path in args.paths:
-                if path == "today":
-                    requests = [today_request(history, candidates, titles) for history, candidates, _ in tasks]
-                else:
-                    requests = [compact_request(history, candidates, titles, title_max_chars)
-                                for history, candidates, _ in tasks]
-                name = f"{path}-t{threads}-s{slots}"
-                settings = dict(path_settings(path), llmaug_cache_dir=str(work / "cache" / f"{name}-{time.time_ns()}"),
-                                llm_concurrency=slots, llm_parallel=slots, llm_title_max_chars=title_max_chars,
-                                llm_max_tokens=256, llm_base_url=args.base_url, llm_model=args.model)
-                if threads is not None:
-                    settings["llm_threads"] = threads
-                print(f"--- {name}", flush=True)
-                row = dict(path=path, threads=threads, slots=slots, **run_configuration(settings, requests, targets))
-                print(json.dumps(row), flush=True)
-                rows.append(row)
+    configurations = [(threads, slots, path, title_max_chars) for threads in threads_list for slots in args.slots
+                      for path in args.paths for title_max_chars in (["-"] if path == "today" else title_chars_list)]
+    if args.configs:
+        configurations = [parse_config(text, title_chars_list[0]) for text in args.configs]
+    for threads, slots, path, title_max_chars in configurations:
+        if path == "today":
+            requests = [today_request(history, candidates, titles) for history, candidates, _ in tasks]
+        else:
+            requests = [compact_request(history, candidates, titles, title_max_chars)
+                        for history, candidates, _ in tasks]
+        name = f"{path}-t{threads}-s{slots}-c{title_max_chars}"
+        settings = dict(path_settings(path), llmaug_cache_dir=str(work / "cache" / f"{name}-{time.time_ns()}"),
+                        llm_concurrency=slots, llm_parallel=slots, llm_max_tokens=256,
+                        llm_base_url=args.base_url, llm_model=args.model)
+        if threads is not None:
+            settings["llm_threads"] = threads
+        print(f"--- {name}", flush=True)
+        row = dict(path=path, threads=threads, slots=slots, title_chars=title_max_chars,
+                   **run_configuration(settings, requests, targets))
+        print(json.dumps(row), flush=True)
+        rows.append(row)
     return rows
 
 
@@ -279,11 +298,11 @@ def markdown(selection_rows, embedding_rows, overlap, command):
              "the load average before/after each configuration is in its row (other jobs share the machine).", ""]
     if selection_rows:
         lines += ["## Selections (next item among 10 candidates, k=1)", "",
-                  "| path | threads | slots | calls | calls/s | prompt tok/s | prompt tok/call | completion tok/call "
+                  "| path | threads | slots | title chars | calls | calls/s | prompt tok/s | prompt tok/call | completion tok/call "
                   "| valid | hit@1 | wall s | load before/after |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in selection_rows:
-            lines.append(f"| {row['path']} | {row['threads'] or '-'} | {row['slots']} | {row['calls']} | "
+            lines.append(f"| {row['path']} | {row['threads'] or '-'} | {row['slots']} | {row.get('title_chars', 60)} | {row['calls']} | "
                          f"{row['calls_per_s']} | {row['prompt_tokens_per_s']} | {row['prompt_tokens_per_call']} | "
                          f"{row['completion_tokens_per_call']} | {row['valid']}/{row['requests']} | "
                          f"{row['hit_at_1']}/{row['requests']} | {row['wall_s']} | {row['load_before']}/{row['load_after']} |")

@@ -133,6 +133,46 @@ def test_pseudo_items_are_kept_candidates_oldest_first(augmented):
         assert not set(items) & set(augmented["sequences"][user])  # never one of the user's own items
 
 
+def test_free_text_mode_keeps_the_candidates_closest_to_the_answer(augmented):
+    """The official answer mode (``llm-text``) with the real local LLM: the prompts hold no held-out
+    title, and the filter keeps, per user, the ``llmser_keep`` candidates whose item embeddings are most
+    cosine-similar to the embedding of the LLM's free-text answer (hallucinated titles cannot enter)."""
+    from recbole.utils import ModelType
+
+    from recbole_llmaug.augment import run_augmentor
+    from recbole_llmaug.augment.text_embeddings import read_embeddings
+
+    answers, prompts = [], []
+    real_free_text = system._free_text_all
+
+    def recording(settings, messages, desc, version):  # the real LLM, with prompts and answers kept
+        prompts.extend(messages)
+        found, usage = real_free_text(settings, messages, desc, version)
+        answers.extend(found)
+        return found, usage
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(system, "_free_text_all", recording)
+        settings = dict(augmented["settings"], llmser_pseudo="llm-text", MODEL_TYPE=ModelType.SEQUENTIAL)
+        manifest = run_augmentor(system.mode_name("llm-text"), settings)
+    report = manifest  # one output: its own manifest
+    assert report["usage"]["calls"] >= 1 and len(prompts) == N_USERS
+    assert not [m["content"] for messages in prompts for m in messages if "Held out" in m["content"]]
+    candidates = system._read_lists(augmented["out"] / "tiny.ccgcand")
+    ids, matrix = read_embeddings(augmented["out"] / "tiny.itememb")
+    unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    row_of = {item: row for row, item in enumerate(ids)}
+    kept = system._read_lists(augmented["out"] / "tiny.pseudo.llm-text")
+    answer_of = {user: answer for user, answer in zip(sorted(augmented["sequences"]), answers) if answer}
+    assert set(kept) == set(answer_of) and answer_of  # users are prompted in sorted order
+    vectors = system._embed_answers(answers, settings)
+    for user, answer in answer_of.items():
+        query = vectors[answer] / np.linalg.norm(vectors[answer])
+        similarity = {item: float(unit[row_of[item]] @ query) for item in candidates[user]}
+        best = sorted(candidates[user], key=lambda item: -similarity[item])[:SMALL["llmser_keep"]]
+        assert set(kept[user]) == set(best), (user, answer)
+
+
 def test_the_semantic_filter_keeps_the_m_picks_closest_to_the_history(augmented, monkeypatch):
     """The selection logic with fixed picks in place of the LLM (a stand-in, for this unit only)."""
     files = system.DatasetFiles(dict(augmented["settings"]))

@@ -104,8 +104,7 @@ class LLMPicker:
     name = "llm"
 
     def __init__(self, client, titles: Mapping[str, str], prompt_version: str,
-                 instruction: str = NEXT_ITEM_INSTRUCTION, label_style: str = "letters", title_max_chars: int = 60,
-                 history_max_items: int = 20, sharded_settings: Optional[Mapping] = None):
+                 instruction: str, label_style: str, title_max_chars: int, history_max_items: int, sharded_settings: Optional[Mapping] = None):
         self.client = client
         self.sharded_settings = sharded_settings
         self.titles = titles

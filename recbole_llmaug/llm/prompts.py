@@ -22,9 +22,8 @@ from recbole_llmaug.llm.selection import SelectionRequest
 
 ELLIPSIS = "..."
 NEXT_ITEM_INSTRUCTION = (
-    "You are a recommender system. You are given the items a customer interacted with, oldest first, "
-    "and a list of candidate items, each with a label. Choose the {k} candidate(s) the customer is most "
-    "likely to interact with next."
+    "Recommend: pick the {k} candidate(s) the user will most likely interact with next. "
+    "The user's items are listed oldest first."
 )
 
 
