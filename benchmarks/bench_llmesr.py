@@ -27,7 +27,8 @@ repository: ``--work_dir`` gets symbolic links to its files plus the augmentor's
 Model names: RecBole backbones ``SASRec GRU4Rec BERT4Rec``; ``LLMESR-<backbone>``; ablations
 ``LLMESR-<backbone>-noSD`` (alpha 0), ``-noSem`` (no semantic view), ``-noCF`` (no collaborative
 view), ``-randinit`` (random ID init), ``-prefix`` (RecBole's per-prefix training), ``-batchteacher``
-(exact per-step teacher) and ``-base`` (no semantic view, random init, no SD: the backbone alone,
+(exact per-step teacher), ``-itemmean`` (user vectors for the similar users as the mean of their
+training items' vectors, no user-text embedding) and ``-base`` (no semantic view, random init, no SD: the backbone alone,
 trained the LLM-ESR way).
 """
 
@@ -54,6 +55,7 @@ ABLATIONS = {
     "prefix": {"train_mode": "prefix"},
     "batchteacher": {"teacher": "batch"},
     "base": {"use_semantic": False, "id_init": "random", "alpha": 0.0},
+    "itemmean": {"user_emb_source": "item_mean"},
 }
 MAIN_MODELS = ["SASRec", "LLMESR-SASRec", "GRU4Rec", "LLMESR-GRU4Rec", "BERT4Rec", "LLMESR-BERT4Rec"]
 
