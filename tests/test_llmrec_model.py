@@ -143,12 +143,15 @@ def test_with_every_part_off_it_trains_exactly_as_recboles_lightgcn(data):
     assert train_epochs(pruned, train_p, config_p)[0] != losses_l
 
 
-def test_extra_parts_do_not_change_the_initial_id_embeddings(data):
+def test_extra_parts_change_neither_the_id_embeddings_nor_the_random_stream_after_them(data):
     _, _, _, plain = build("LLMRec", data, **EVERYTHING_OFF)
+    stream_plain = torch.random.get_rng_state()
     _, _, _, full = build("LLMRec", data)
+    stream_full = torch.random.get_rng_state()
     assert len(full.projections) == 4 and len(full.decoders) == 2
     assert torch.equal(plain.user_embedding.weight, full.user_embedding.weight)
     assert torch.equal(plain.item_embedding.weight, full.item_embedding.weight)
+    assert torch.equal(stream_plain, stream_full)  # training (masks, sampled triples) draws the same numbers
 
 
 # ------------------------------------------------------------------------------------------ loss parts

@@ -25,8 +25,8 @@ WSDM 2024), as a RecBole general recommender on RecBole's own ``LightGCN``.
   has its own optimizer that never steps; here it is a part of the model, trained by RecBole's optimizer.)
   The masked items' features are recovered from their neighbours, so it needs ``n_layers >= 2``.
 * With every augmentation off and ``llmrec_omega1 = 0`` the model is RecBole's LightGCN, step for step
-  (tested). The extra parameters are created from a forked random stream, so switching a part on or off
-  never changes the initial ID embeddings.
+  (tested). The extra parameters are created after the ID embeddings, from a forked random stream, so
+  switching a part on or off changes neither the initial ID embeddings nor the random numbers drawn after.
 
 Evaluation: RecBole's (``predict``/``full_sort_predict`` inherited from LightGCN on :meth:`forward`, the
 final embeddings cached during evaluation and dropped by every training step). Every option is in
