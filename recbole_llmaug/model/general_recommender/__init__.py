@@ -1,3 +1,5 @@
 """Our general (non-sequential) recommenders, one model per file."""
 
-__all__ = []
+from recbole_llmaug.model.general_recommender.llmrec import LLMRec
+
+__all__ = ["LLMRec"]
