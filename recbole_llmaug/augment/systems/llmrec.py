@@ -25,6 +25,10 @@ from pathlib import Path
 from recbole_llmaug.augment.atomic import read_atomic
 from recbole_llmaug.augment.outputs import Output, System
 from recbole_llmaug.augment.text_embeddings import load_embedding_table
+from recbole_llmaug.options import Option  # noqa: F401  (AUGMENT_OPTIONS are Option declarations)
+
+# The augmentation options (stage="augment"), declared here and added to ``LLMRec.OPTIONS`` by the model.
+AUGMENT_OPTIONS = ()
 
 EDGES_HEADER = ("uid:token", "pos:token", "neg:token")
 
