@@ -94,7 +94,7 @@ def _str(name, **kw):
 
 # Options every run may carry: RecBole's training/evaluation keys that users set most, and ours.
 COMMON_OPTIONS = (
-    _int("seed"), _bool("reproducibility"), _bool("show_progress"), _bool("use_gpu"),
+    _int("seed"), _int("split_seed", optional=True, stage="augment"), _bool("reproducibility"), _bool("show_progress"), _bool("use_gpu"),
     _int("epochs", 1), _int("stopping_step", 1), _int("train_batch_size", 1), _int("eval_batch_size", 1),
     _float("learning_rate", 0, open_minimum=True), _float("weight_decay", 0),
     _int("MAX_ITEM_LIST_LENGTH", 1), Option("topk", "list"), Option("metrics", "list"),
