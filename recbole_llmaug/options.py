@@ -127,7 +127,7 @@ COMMON_OPTIONS = (
     # the augmentor's outputs and texts
     _str("augment_path", optional=True, stage="augment"), _str("item_text_template", optional=True, stage="augment"),
     _str("item_title_field", stage="augment"), _int("user_text_max_items", 0, stage="augment"),
-    _int("sim_user_topn", 1, stage="augment"),
+    _int("sim_user_topn", 1, stage="augment"), Option("item_attribute_fields", "list", stage="augment"),
 )
 
 
