@@ -237,3 +237,11 @@ def recbole_model_properties(model_name):
 
     path = Path(recbole.__file__).parent / "properties" / "model" / f"{model_name}.yaml"
     return path if path.is_file() else None
+
+
+def recbole_dataset_keys():
+    """The settings that define a RecBole dataset (RecBole's own list, which it uses to decide whether
+    a saved dataset still matches a config), e.g. ``load_col``, the id fields and the k-core filters."""
+    from recbole.utils.argument_list import dataset_arguments
+
+    return list(dataset_arguments)

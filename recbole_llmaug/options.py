@@ -94,7 +94,7 @@ def _str(name, **kw):
 
 # Options every run may carry: RecBole's training/evaluation keys that users set most, and ours.
 COMMON_OPTIONS = (
-    _int("seed"), _bool("reproducibility"), _bool("show_progress"), _bool("use_gpu"),
+    _int("seed"), _int("split_seed", optional=True, stage="augment"), _bool("reproducibility"), _bool("show_progress"), _bool("use_gpu"),
     _int("epochs", 1), _int("stopping_step", 1), _int("train_batch_size", 1), _int("eval_batch_size", 1),
     _float("learning_rate", 0, open_minimum=True), _float("weight_decay", 0),
     _int("MAX_ITEM_LIST_LENGTH", 1), Option("topk", "list"), Option("metrics", "list"),
@@ -127,7 +127,7 @@ COMMON_OPTIONS = (
     # the augmentor's outputs and texts
     _str("augment_path", optional=True, stage="augment"), _str("item_text_template", optional=True, stage="augment"),
     _str("item_title_field", stage="augment"), _int("user_text_max_items", 0, stage="augment"),
-    _int("sim_user_topn", 1, stage="augment"),
+    _int("sim_user_topn", 1, stage="augment"), Option("item_attribute_fields", "list", stage="augment"),
 )
 
 

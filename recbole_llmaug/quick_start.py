@@ -10,6 +10,7 @@ import torch
 from recbole.data import data_preparation
 from recbole.utils import init_seed
 
+from recbole_llmaug.augment.recbole_split import split_seed
 from recbole_llmaug.compat import init_logger_under, loader_under_mode, tensorboard_under
 from recbole_llmaug.config import make_config, settings_from_config
 from recbole_llmaug.errors import UserError
@@ -49,7 +50,11 @@ def _test_under(config, trainer, test_data, mode):
 
 def _data_and_model(config):
     """Dataset, split and a fresh model, built and seeded as RecBole's ``run_recbole`` does; shared by
-    training and :func:`load_data_and_model` so that a checkpoint is rebuilt exactly as it was trained."""
+    training and :func:`load_data_and_model` so that a checkpoint is rebuilt exactly as it was trained.
+
+    The split is drawn under ``split_seed`` (``~``: the run's ``seed``), the model under ``seed``: with a
+    fixed ``split_seed``, runs of different seeds share one split, hence one set of augmented files."""
+    init_seed(split_seed(config), config["reproducibility"])
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])

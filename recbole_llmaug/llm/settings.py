@@ -123,6 +123,11 @@ class LLMSettings:
             cache_dir=cache_dir(settings),
         )
 
+    def fingerprint(self) -> dict:
+        """What decides the answers (for an augmentor output's fingerprint): endpoint, model, sampling."""
+        return {"base_url": self.base_url, "model": self.model, "temperature": self.temperature, "top_p": self.top_p,
+                "max_tokens": self.max_tokens}
+
     @property
     def slots(self) -> int:
         """Parallel slots of the embedded server: ``llm_parallel``, else one per request in flight."""

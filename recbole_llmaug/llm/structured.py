@@ -14,7 +14,7 @@ Only valid answers (objects) are cached, so a rerun repeats no paid call and nev
 """
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from recbole_llmaug.llm.chat import ChatClient, LLMCallError
 from recbole_llmaug.llm.schema import answer_token_bound, check_object
@@ -28,6 +28,9 @@ class JsonRequest:
     messages: tuple  # the task prompt, as chat messages
     schema: dict  # JSON schema of the object: {"type": "object", "properties": {...}, ...}
     name: str = "answer"  # the schema's name in response_format (letters, digits, _ and -)
+    # a rule across fields that a schema cannot state (e.g. two fields must differ): value -> problem or None;
+    # not in the repr (shard names hash the requests' reprs: a function's address differs per process)
+    check: Optional[Callable[[dict], Optional[str]]] = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -59,17 +62,24 @@ def _object_of(text: str):
     return value if isinstance(value, dict) else None
 
 
-def _is_object(text: str) -> bool:
-    return _object_of(text) is not None
+def _problem(text: str, schema: dict, check) -> Optional[str]:
+    """Why ``text`` is not an acceptable answer (not an object, or ``check`` fails on its valid fields); None if it is."""
+    checked = check_object(_object_of(text), schema)
+    if checked is None:
+        return "not a JSON object"
+    return check(checked.value) if check is not None else None
 
 
 def generate_json(client: ChatClient, messages: Sequence[dict], schema: dict, prompt_version: str,
-                  name: str = "answer", max_invalid_retries: int = MAX_INVALID_RETRIES) -> JsonResult:
+                  name: str = "answer", max_invalid_retries: int = MAX_INVALID_RETRIES,
+                  check: Optional[Callable[[dict], Optional[str]]] = None) -> JsonResult:
     """Ask for one JSON object under ``schema``; always returns (``valid`` False when no object came back).
 
     ``messages`` end with the task; an instruction naming the fields is appended. ``max_tokens`` is the
     most the schema allows when it bounds every field (``maxLength``, ``maxItems``, enums), else
     ``llm_max_tokens``. ``prompt_version`` names the prompt: change it when the prompt changes.
+    ``check(value)``: a rule across the valid fields (e.g. two picks must differ) returning the problem
+    or None; an answer that breaks it is invalid like a non-object (retried, then a failure, never cached).
     """
     if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
         raise ValueError('generate_json needs an object schema: {"type": "object", "properties": {...}}')
@@ -82,7 +92,8 @@ def generate_json(client: ChatClient, messages: Sequence[dict], schema: dict, pr
     for _ in range(max_invalid_retries + 1):
         result.attempts += 1
         try:
-            answer = client.complete(conversation, version, fmt, _is_object,
+            answer = client.complete(conversation, version, fmt,
+                                     lambda text: _problem(text, schema, check) is None,
                                      max_tokens=bound if result.attempts == 1 else None)
         except LLMCallError as error:
             result.error, result.cached = str(error), False
@@ -91,14 +102,15 @@ def generate_json(client: ChatClient, messages: Sequence[dict], schema: dict, pr
         result.cached = result.cached and answer.cached
         result.prompt_tokens += answer.prompt_tokens
         result.completion_tokens += answer.completion_tokens
-        checked = check_object(_object_of(answer.text), schema)
-        if checked is None:
-            result.error = "invalid answer: not a JSON object"
+        problem = _problem(answer.text, schema, check)
+        if problem is not None:
+            result.error = f"invalid answer: {problem}"
             conversation = conversation + [
                 {"role": "assistant", "content": answer.text},
-                {"role": "user", "content": f"That answer is not a JSON object. {json_instruction(schema)}"},
+                {"role": "user", "content": f"That answer is invalid: {problem}. {json_instruction(schema)}"},
             ]
             continue
+        checked = check_object(_object_of(answer.text), schema)
         result.value, result.missing, result.dropped = checked.value, checked.missing, checked.dropped
         result.problems, result.valid, result.error = checked.problems, True, None
         if result.attempts > 1:  # a rerun finds the valid answer under the first request at once
@@ -114,6 +126,7 @@ def run_many_json(client: ChatClient, requests: Sequence[JsonRequest], prompt_ve
     (calls, calls/s, cache hits, failures, tokens, cost); results in request order. A failed request is a
     failed result, never an exception (see :func:`~recbole_llmaug.llm.selection.run_many`)."""
     def one(request):
-        return generate_json(client, request.messages, request.schema, prompt_version, request.name)
+        return generate_json(client, request.messages, request.schema, prompt_version, request.name,
+                             check=request.check)
 
     return run_pool(client, one, requests, desc)

@@ -266,9 +266,7 @@ def _embed_answers(answers: List[str], settings) -> Dict[str, np.ndarray]:
 def _llm_fingerprint(files: DatasetFiles) -> dict:
     from recbole_llmaug.llm.settings import LLMSettings
 
-    llm = LLMSettings.from_settings(files.settings)
-    return {"base_url": llm.base_url, "model": llm.model, "temperature": llm.temperature, "top_p": llm.top_p,
-            "max_tokens": llm.max_tokens}
+    return LLMSettings.from_settings(files.settings).fingerprint()
 
 
 def pseudo_fingerprint(mode: str):
