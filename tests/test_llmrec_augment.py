@@ -266,3 +266,25 @@ def test_the_augmentation_options_are_declared_with_their_defaults_in_the_model_
     validate(dict(part), system.AUGMENT_OPTIONS)
     with pytest.raises(Exception, match="llmrec_candidates"):
         validate({"llmrec_candidates": 1}, system.AUGMENT_OPTIONS)
+
+
+def test_llmrec_trains_end_to_end_on_its_real_augmentation(augmented, monkeypatch):
+    """The pipeline: the real LLM pass of the fixture, then ``LLMRec`` through the run entry with every
+    part on; the run builds what is still missing (the user text vectors, under RecBole's random split)
+    without a chat call, loads the triples, attributes and profiles, and trains through RecBole's trainer."""
+    from recbole_llmaug.quick_start import run_recbole_llmaug
+
+    root = augmented["root"]
+
+    def no_chat(*_args, **_kwargs):
+        raise AssertionError("the LLM pass is done: training must not call the LLM again")
+
+    monkeypatch.setattr(system, "_run_json", no_chat)
+    config = dict(QUIET, **TRAIN, data_path=str(root / "data"), augment_path=str(root / "aug"),
+                  llmaug_cache_dir=str(root / "cache"), checkpoint_dir=str(root / "saved"), llmrec_base_epochs=2,
+                  llmrec_candidates=4, topk=[5, 10], valid_metric="NDCG@10", llmrec_omega1=0.5)
+    record = run_recbole_llmaug("LLMRec", "tiny", config_dict=config)
+    assert record["timing"]["epochs_trained"] == 1 and "ndcg@10" in record["test_result"]
+    assert (root / "aug" / "tiny" / "tiny.useremb").is_file()
+    users = read_atomic(root / "aug" / "tiny" / "tiny.useremb").frame.iloc[:, 0].tolist()
+    assert sorted(users) == sorted(user for user, entry in augmented["split"].items() if entry.train)

@@ -150,8 +150,16 @@ def build_item_emb(files: DatasetFiles, output) -> dict:
 
 # ---------------------------------------------------------------- user_emb
 
+# A RecBole general model whose Config draws a general split (only its split is used, nothing is trained).
+GENERAL_SPLIT_MODEL = "BPR"
+
+
 def _split_settings(settings) -> dict:
     """The split, canonicalised so that the CLI's settings and a RecBole ``Config`` agree."""
+    if not is_leave_one_out(settings):
+        from recbole_llmaug.augment.recbole_split import split_settings
+
+        return {"recbole": split_settings(DatasetFiles(settings), GENERAL_SPLIT_MODEL)}
     return {
         "leave_out": leave_one_out_count(settings),
         "sequential": uses_sequential_split(settings),
@@ -159,6 +167,18 @@ def _split_settings(settings) -> dict:
         "user_inter_num_interval": active_interval(settings.get("user_inter_num_interval")),
         "item_inter_num_interval": active_interval(settings.get("item_inter_num_interval")),
     }
+
+
+def is_leave_one_out(settings) -> bool:
+    """Whether the run splits leave-one-out in time order (what the sequential systems use); any other
+    split (LLMRec's random 8:1:1 of a general model) is taken from RecBole itself."""
+    try:
+        leave_one_out_count(settings)
+    except UserError:
+        if uses_sequential_split(settings):
+            raise
+        return False
+    return True
 
 
 def _user_emb_source(files: DatasetFiles) -> str:
@@ -186,7 +206,13 @@ def user_emb_fingerprint(files: DatasetFiles) -> dict:
 
 
 def user_train_histories(files: DatasetFiles) -> Dict[str, List[str]]:
-    """Training items per user (oldest first) under the RecBole split the settings describe."""
+    """Training items per user (oldest first under a time order) under the RecBole split the settings
+    describe: computed here for leave-one-out, else RecBole's own split (seeded with ``split_seed``)."""
+    if not is_leave_one_out(files.settings):
+        from recbole_llmaug.augment.recbole_split import recbole_split
+
+        split = recbole_split(files, GENERAL_SPLIT_MODEL)
+        return {user: list(entry.train) for user, entry in split.users.items() if entry.train}
     known_items = set(files.item.frame[files.iid])
     inter = recbole_filtered(files.inter_with_time(), files.uid, files.iid, known_items, files.settings)
     return training_histories(inter, files.uid, files.iid, files.time_field, leave_one_out_count(files.settings),
