@@ -373,3 +373,46 @@ def open_chat_client(settings: Mapping, backoff_base: float = 1.0) -> Iterator[C
                              llama_cpp=True)
     finally:
         cache.close()
+
+
+def ask_until_valid(client: ChatClient, messages: list, version: str, response_format, instruction: str,
+                    problem: Callable[[str], Optional[str]], bound: Optional[int], max_invalid_retries: int,
+                    result) -> Optional[ChatAnswer]:
+    """The correction rounds every structured request shares; the valid answer, or None.
+
+    ``messages`` end with ``instruction`` (how to answer). ``problem(text)`` says why an answer is not
+    acceptable (None: it is). An invalid answer is sent back with its problem and ``instruction`` again,
+    at most ``max_invalid_retries`` times; the first attempt's answer is bounded by ``bound`` tokens, a
+    correction round by ``llm_max_tokens`` (the bound may have cut a valid answer short). A valid answer
+    found in a correction round is also cached under the first request, so that a rerun finds it at once.
+    ``result`` (a selection or JSON result) accumulates ``attempts``, ``raw``, ``cached``, the tokens and
+    ``error`` (``invalid answer: ..``, a transport fault, None when valid). A request without a valid
+    answer counts as one failure in ``client.stats``.
+    """
+    conversation = list(messages)
+    for _ in range(max_invalid_retries + 1):
+        result.attempts += 1
+        try:
+            answer = client.complete(conversation, version, response_format, lambda text: problem(text) is None,
+                                     max_tokens=bound if result.attempts == 1 else None)
+        except LLMCallError as error:
+            result.error, result.cached = str(error), False
+            break
+        result.raw = answer.text
+        result.cached = result.cached and answer.cached
+        result.prompt_tokens += answer.prompt_tokens
+        result.completion_tokens += answer.completion_tokens
+        issue = problem(answer.text)
+        if issue is not None:
+            result.error = f"invalid answer: {issue}"
+            conversation = conversation + [
+                {"role": "assistant", "content": answer.text},
+                {"role": "user", "content": f"That answer is invalid: {issue}. {instruction}"},
+            ]
+            continue
+        result.error = None
+        if result.attempts > 1:
+            client.remember(list(messages), version, response_format, answer, max_tokens=bound)
+        return answer
+    client.stats.add(failures=1)
+    return None

@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 
 from tqdm import tqdm
 
-from recbole_llmaug.llm.chat import GRAMMAR_FORMAT, ChatClient, LLMCallError, bar_postfix
+from recbole_llmaug.llm.chat import GRAMMAR_FORMAT, ChatClient, ask_until_valid, bar_postfix
 from recbole_llmaug.llm.schema import END_TOKENS, answer_token_bound
 
 SELECTION_FORMAT_VERSION = "selection-json-v1"
@@ -186,43 +186,20 @@ def select(client: ChatClient, messages: Sequence[dict], candidate_ids: Sequence
     to_id = dict(zip(shown, candidates))
     k = min(k, len(candidates))
     schema, parse, instruction, suffix, bound = _answer_plan(client, shown, k)
-    conversation = first = list(messages) + [{"role": "user", "content": instruction}]
     version = f"{prompt_version}|{suffix}"
 
-    def accept(text: str) -> bool:
+    def problem(text: str) -> Optional[str]:
         try:
             parse(text)
-        except InvalidAnswer:
-            return False
-        return True
+        except InvalidAnswer as invalid:
+            return str(invalid)
+        return None
 
     result = SelectionResult(ids=[], raw="", valid=False, attempts=0, cached=True)
-    for _ in range(max_invalid_retries + 1):
-        result.attempts += 1
-        max_tokens = bound if result.attempts == 1 else None
-        try:
-            answer = client.complete(conversation, version, schema, accept, max_tokens=max_tokens)
-        except LLMCallError as error:
-            result.error, result.cached = str(error), False
-            break
-        result.raw = answer.text
-        result.cached = result.cached and answer.cached
-        result.prompt_tokens += answer.prompt_tokens
-        result.completion_tokens += answer.completion_tokens
-        try:
-            result.ids = [to_id[label] for label in parse(answer.text)]
-        except InvalidAnswer as problem:
-            result.error = f"invalid answer: {problem}"
-            conversation = conversation + [
-                {"role": "assistant", "content": answer.text},
-                {"role": "user", "content": f"That answer is invalid: {problem}. {instruction}"},
-            ]
-            continue
-        result.valid, result.error = True, None
-        if result.attempts > 1:  # a rerun finds the valid answer under the first request at once
-            client.remember(first, version, schema, answer, max_tokens=bound)
-        return result
-    client.stats.add(failures=1)
+    answer = ask_until_valid(client, list(messages) + [{"role": "user", "content": instruction}], version, schema,
+                             instruction, problem, bound, max_invalid_retries, result)
+    if answer is not None:
+        result.ids, result.valid = [to_id[label] for label in parse(answer.text)], True
     return result
 
 

@@ -16,7 +16,7 @@ Only valid answers (objects) are cached, so a rerun repeats no paid call and nev
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
-from recbole_llmaug.llm.chat import ChatClient, LLMCallError
+from recbole_llmaug.llm.chat import ChatClient, ask_until_valid
 from recbole_llmaug.llm.schema import answer_token_bound, check_object
 from recbole_llmaug.llm.selection import MAX_INVALID_RETRIES, _parsed_json, run_pool
 
@@ -86,37 +86,16 @@ def generate_json(client: ChatClient, messages: Sequence[dict], schema: dict, pr
     fmt = json_response_format(schema, name)
     version = f"{prompt_version}|{JSON_FORMAT_VERSION}"
     bound = answer_token_bound(schema)
-    conversation = first = list(messages) + [{"role": "user", "content": json_instruction(schema)}]
+    instruction = json_instruction(schema)
     result = JsonResult(value={}, missing=list(schema["properties"]), dropped=[], raw="", valid=False,
                         attempts=0, cached=True)
-    for _ in range(max_invalid_retries + 1):
-        result.attempts += 1
-        try:
-            answer = client.complete(conversation, version, fmt,
-                                     lambda text: _problem(text, schema, check) is None,
-                                     max_tokens=bound if result.attempts == 1 else None)
-        except LLMCallError as error:
-            result.error, result.cached = str(error), False
-            break
-        result.raw = answer.text
-        result.cached = result.cached and answer.cached
-        result.prompt_tokens += answer.prompt_tokens
-        result.completion_tokens += answer.completion_tokens
-        problem = _problem(answer.text, schema, check)
-        if problem is not None:
-            result.error = f"invalid answer: {problem}"
-            conversation = conversation + [
-                {"role": "assistant", "content": answer.text},
-                {"role": "user", "content": f"That answer is invalid: {problem}. {json_instruction(schema)}"},
-            ]
-            continue
+    answer = ask_until_valid(client, list(messages) + [{"role": "user", "content": instruction}], version, fmt,
+                             instruction, lambda text: _problem(text, schema, check), bound, max_invalid_retries,
+                             result)
+    if answer is not None:
         checked = check_object(_object_of(answer.text), schema)
         result.value, result.missing, result.dropped = checked.value, checked.missing, checked.dropped
-        result.problems, result.valid, result.error = checked.problems, True, None
-        if result.attempts > 1:  # a rerun finds the valid answer under the first request at once
-            client.remember(first, version, fmt, answer, max_tokens=bound)
-        return result
-    client.stats.add(failures=1)
+        result.problems, result.valid = checked.problems, True
     return result
 
 
