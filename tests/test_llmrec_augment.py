@@ -211,6 +211,22 @@ def test_split_seed_fixes_the_split_across_seeds(tmp_path):
     assert free[0] != free[1]  # split_seed ~ follows seed (RecBole's behaviour)
 
 
+
+def test_the_split_is_drawn_once_per_inputs_and_settings_and_again_when_they_change(tmp_path, monkeypatch):
+    """An LLMRec pass asks for RecBole's split from several steps (candidates, user texts under another
+    general model, the augmented interaction files): one draw serves them all; a new split seed draws again."""
+    from recbole_llmaug.augment import recbole_split as module
+
+    write_tiny_dataset(tmp_path)
+    draws = []
+    real = module._draw_split
+    monkeypatch.setattr(module, "_draw_split", lambda files, model: draws.append(model) or real(files, model))
+    settings = dict(dataset="tiny", data_path=str(tmp_path), eval_args=GENERAL_SPLIT, seed=11)
+    first = recbole_split(DatasetFiles(settings), "LightGCN")
+    assert recbole_split(DatasetFiles(settings), "BPR") is first  # same split for every general model
+    other = recbole_split(DatasetFiles(dict(settings, split_seed=5)), "LightGCN")
+    assert draws == ["LightGCN", "LightGCN"] and as_sets(other.users) != as_sets(first.users)
+
 # ------------------------------------------------------------------ answer validation (fake endpoint)
 
 @pytest.fixture

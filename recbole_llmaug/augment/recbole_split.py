@@ -11,7 +11,9 @@ The split seed is ``split_seed`` (``~``: ``seed``, RecBole's behaviour). Fixing 
 every augmented file computed from it, the same across model seeds.
 """
 
+import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
@@ -98,11 +100,27 @@ def _column(dataset, part, name: str) -> List[str]:
     return [" ".join(repr(float(value)) for value in row) for row in values.tolist()]
 
 
+_memo: Dict[str, "RecBoleSplit"] = {}
+_memo_lock = threading.Lock()
+
+
 def recbole_split(files: DatasetFiles, model: str) -> RecBoleSplit:
     """RecBole's split exactly as a training run of ``model`` (a RecBole model name of the split's type,
     e.g. the augmentor's base model) on the same settings draws it.
 
-    Users RecBole drops (filters) are absent; a user with no item in a part has an empty list there."""
+    Users RecBole drops (filters) are absent; a user with no item in a part has an empty list there.
+    Computed once per process for the same input files and split settings (an augmentation asks for it
+    from several steps: candidates, user texts, the augmented interaction files); the last one is kept."""
+    key = json.dumps({"inputs": files.input_hashes("inter", "item", "user"), "split": split_settings(files, model)},
+                     sort_keys=True, default=str)
+    with _memo_lock:
+        if key not in _memo:
+            _memo.clear()
+            _memo[key] = _draw_split(files, model)
+        return _memo[key]
+
+
+def _draw_split(files: DatasetFiles, model: str) -> RecBoleSplit:
     from recbole.data import create_dataset
     from recbole.utils import FeatureType, init_seed
 

@@ -122,16 +122,37 @@ def recbole_filtered(inter: pd.DataFrame, uid: str, iid: str, known_items: Optio
     return inter
 
 
-def leave_one_out_count(settings: Mapping) -> int:
-    """How many of each user's last interactions RecBole holds out (valid + test)."""
+LEAVE_ONE_OUT, RECBOLE_SPLIT = "leave_one_out", "recbole"
+
+
+def _leave_one_out_mode(settings: Mapping) -> Optional[str]:
+    """``eval_args``' leave-one-out mode (``valid_and_test`` ...) when it splits that way in time order, else None."""
     eval_args = settings.get("eval_args") or {}
     split = eval_args.get("split") or {"LS": "valid_and_test"}
-    order = eval_args.get("order", "TO")
     mode = split.get("LS") if isinstance(split, dict) else None
-    if order != "TO" or mode not in ("valid_and_test", "valid_only", "test_only"):
+    ok = eval_args.get("order", "TO") == "TO" and mode in ("valid_and_test", "valid_only", "test_only")
+    return mode if ok else None
+
+
+def split_kind(settings: Mapping) -> str:
+    """How the augmentor finds each user's training items: ``leave_one_out`` (time-ordered leave-one-out,
+    what the sequential systems use: computed from the files) or ``recbole`` (any other split of a general
+    model, e.g. LLMRec's random 8:1:1: taken from RecBole itself). A sequential run must split leave-one-out."""
+    if _leave_one_out_mode(settings) is not None:
+        return LEAVE_ONE_OUT
+    if uses_sequential_split(settings):
+        leave_one_out_count(settings)  # raises the UserError that says how to fix eval_args
+    return RECBOLE_SPLIT
+
+
+def leave_one_out_count(settings: Mapping) -> int:
+    """How many of each user's last interactions RecBole holds out (valid + test)."""
+    mode = _leave_one_out_mode(settings)
+    if mode is None:
         raise UserError(
             f"User texts use the training history of a leave-one-out split ordered by time, but eval_args is "
-            f"{eval_args}. Use eval_args: {{split: {{LS: valid_and_test}}, order: TO}} for LLM augmentation."
+            f"{settings.get('eval_args') or {}}. Use eval_args: {{split: {{LS: valid_and_test}}, order: TO}} for "
+            f"LLM augmentation."
         )
     return 2 if mode == "valid_and_test" else 1
 

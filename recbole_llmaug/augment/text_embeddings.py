@@ -22,6 +22,7 @@ from recbole_llmaug.augment.files import DatasetFiles, examples
 from recbole_llmaug.augment.outputs import Output
 from recbole_llmaug.augment.text import (
     ITEM_TEXT_VERSION,
+    RECBOLE_SPLIT,
     USER_TEXT_SEPARATOR,
     USER_TEXT_VERSION,
     TextTemplate,
@@ -29,6 +30,7 @@ from recbole_llmaug.augment.text import (
     clean_value,
     leave_one_out_count,
     recbole_filtered,
+    split_kind,
     training_histories,
     uses_sequential_split,
 )
@@ -156,7 +158,7 @@ GENERAL_SPLIT_MODEL = "BPR"
 
 def _split_settings(settings) -> dict:
     """The split, canonicalised so that the CLI's settings and a RecBole ``Config`` agree."""
-    if not is_leave_one_out(settings):
+    if split_kind(settings) == RECBOLE_SPLIT:
         from recbole_llmaug.augment.recbole_split import split_settings
 
         return {"recbole": split_settings(DatasetFiles(settings), GENERAL_SPLIT_MODEL)}
@@ -167,18 +169,6 @@ def _split_settings(settings) -> dict:
         "user_inter_num_interval": active_interval(settings.get("user_inter_num_interval")),
         "item_inter_num_interval": active_interval(settings.get("item_inter_num_interval")),
     }
-
-
-def is_leave_one_out(settings) -> bool:
-    """Whether the run splits leave-one-out in time order (what the sequential systems use); any other
-    split (LLMRec's random 8:1:1 of a general model) is taken from RecBole itself."""
-    try:
-        leave_one_out_count(settings)
-    except UserError:
-        if uses_sequential_split(settings):
-            raise
-        return False
-    return True
 
 
 def _user_emb_source(files: DatasetFiles) -> str:
@@ -208,7 +198,7 @@ def user_emb_fingerprint(files: DatasetFiles) -> dict:
 def user_train_histories(files: DatasetFiles) -> Dict[str, List[str]]:
     """Training items per user (oldest first under a time order) under the RecBole split the settings
     describe: computed here for leave-one-out, else RecBole's own split (seeded with ``split_seed``)."""
-    if not is_leave_one_out(files.settings):
+    if split_kind(files.settings) == RECBOLE_SPLIT:
         from recbole_llmaug.augment.recbole_split import recbole_split
 
         split = recbole_split(files, GENERAL_SPLIT_MODEL)

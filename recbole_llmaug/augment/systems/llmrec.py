@@ -108,16 +108,9 @@ def _split_fingerprint(files: DatasetFiles) -> dict:
     return {"inputs": files.input_hashes("inter", "item", "user"), "split": split_settings(files, _base_model(files))}
 
 
-_splits: Dict[str, RecBoleSplit] = {}
-
-
 def the_split(files: DatasetFiles) -> RecBoleSplit:
-    """RecBole's split of the dataset (computed once per process for the same inputs and settings)."""
-    key = json.dumps(_split_fingerprint(files), sort_keys=True, default=str)
-    if key not in _splits:
-        _splits.clear()
-        _splits[key] = recbole_split(files, _base_model(files))
-    return _splits[key]
+    """RecBole's split of the dataset, as the base model draws it (memoised in ``recbole_split``)."""
+    return recbole_split(files, _base_model(files))
 
 
 def train_histories(files: DatasetFiles) -> Dict[str, List[str]]:
