@@ -196,6 +196,36 @@ def test_a_record_maps_back_to_the_most_specific_variant():
     assert SPEC.name_of_record({"model": "NARM", "config": {}}) == "NARM"
 
 
+
+def test_llmrec_spec_shares_the_tune_protocol_and_maps_augmented_file_runs_back():
+    """bench_llmrec: every variant runs under benchmarks/llmrec_protocol.yaml (the file the Ray Tune commands
+    pass with --config_files), and a LightGCN run on llmrec_train.inter is reported as LightGCN-aug."""
+    import yaml
+
+    from benchmarks.bench_llmrec import SPEC as LLMREC
+
+    protocol = yaml.safe_load((REPO / "benchmarks" / "llmrec_protocol.yaml").read_text())
+    assert LLMREC.settings == protocol and protocol["eval_args"]["split"] == {"RS": [0.8, 0.1, 0.1]}
+    augmented = {"benchmark_filename": ["llmrec_train", "llmrec_valid", "llmrec_test"]}
+    assert LLMREC.name_of_record({"model": "LightGCN", "config": augmented}) == "LightGCN-aug"
+    assert LLMREC.name_of_record({"model": "LightGCN", "config": {"benchmark_filename": None}}) == "LightGCN"
+    assert LLMREC.variant("LLMRec-noProfileAttr").overrides == {"llmrec_user_profiles": False,
+                                                                 "llmrec_item_attributes": False}
+
+
+def test_extra_tables_show_their_own_columns_with_the_cutoffs_named():
+    metrics = ("recall@10", "recall@20")
+    record = {"name": "A", "seed": 1, "protocol": "full", "seconds_per_epoch": 1.0, "epochs_trained": 3,
+              "peak_rss_mb": 10.0, "test_result": {"recall@10": 0.1, "recall@20": 0.2, "hit@10": 0.3, "ndcg@10": 0.4,
+                                                   "tail_user/hit@10": 0.5, "tail_user/ndcg@10": 0.6}}
+    page = reports.run_report([record], title="T", command="c", description="d", protocol="full", names=["A"],
+                              groups=("all",), metrics=metrics,
+                              extra_tables=(("Groups", ("all", "tail_user"), METRICS),))
+    main_table, groups_table = page.split("Groups:")
+    assert "| model | all recall@10 | all recall@20 |" in main_table and row_of(main_table, "A")[:2] == ["0.1000", "0.2000"]
+    assert "| model | all hit | all ndcg | tail_user hit | tail_user ndcg |" in groups_table
+    assert row_of(groups_table, "A")[:4] == ["0.3000", "0.4000", "0.5000", "0.6000"]
+
 def test_variant_grid_names_and_later_axes_win():
     grid = variant_grid("M", "Model", {"a": {"x": 1}, "b": {"x": 2}}, {"": {}, "no": {"x": 0, "y": 1}})
     assert [(v.name, v.overrides) for v in grid] == [

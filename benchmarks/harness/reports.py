@@ -98,7 +98,9 @@ def runs_table(records, names=None, result_of=primary_test, groups=GROUPS, metri
     """Markdown table, one row per variant: mean ± std over its runs of each group's metrics, mean
     s/epoch, epochs of each run (``*``: cut short), max peak RSS (and GPU) memory. A variant with no
     record reads ``empty`` in every cell, one whose runs all failed ``failed``."""
-    header = (["model"] + [f"{group} {metric.removesuffix('@10')}" for group in groups for metric in metrics]
+    same_cutoff = all(metric.endswith("@10") for metric in metrics)  # then "hit", "ndcg"; else the cut-offs shown
+    header = (["model"] + [f"{group} {metric.removesuffix('@10') if same_cutoff else metric}"
+                           for group in groups for metric in metrics]
               + ["s/epoch", "epochs", "peak RSS MB"] + (["peak GPU MB"] if gpu else []))
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     summary = summarize(records, names, result_of, groups, metrics)
@@ -171,9 +173,12 @@ def reproduction_lines(records, names=None):
 
 # ------------------------------------------------------------------------------------ whole reports
 def run_report(records, *, title, command, description, protocol, names=None, also_test=(), gpu=False,
-               groups=GROUPS, metrics=METRICS, elapsed=None):
-    """Markdown of a ``run``: the test table, then one table per ``also_test`` mode (same models)."""
+               groups=GROUPS, metrics=METRICS, extra_tables=(), elapsed=None):
+    """Markdown of a ``run``: the test table, the ``extra_tables`` (``(caption, groups, metrics)``: other
+    columns of the same test results), then one table per ``also_test`` mode (same models)."""
     body = runs_table(records, names, groups=groups, metrics=metrics, gpu=gpu)
+    for caption, table_groups, table_metrics in extra_tables:
+        body += f"\n\n{caption}:\n\n" + runs_table(records, names, groups=table_groups, metrics=table_metrics, gpu=gpu)
     for mode in also_test:
         extra = runs_table(records, names, result_of=lambda run, mode=mode: run["extra_test_results"][mode],
                            groups=groups, metrics=metrics, gpu=gpu)

@@ -154,7 +154,8 @@ def run_markdown(spec, args, command, records, names, protocol, elapsed):
         f"{args.threads} CPU thread(s) per run, {args.jobs} run(s) at a time.")
     return reports.run_report(records, title=spec.title, command=command, description=description,
                               protocol=protocol, names=names, also_test=args.also_test, gpu=args.device == "gpu",
-                              groups=spec.groups, metrics=spec.metrics, elapsed=elapsed)
+                              groups=spec.groups, metrics=spec.metrics, extra_tables=spec.extra_tables,
+                              elapsed=elapsed)
 
 
 # ------------------------------------------------------------------------------------------ timing

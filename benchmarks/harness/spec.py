@@ -70,7 +70,8 @@ class BenchSpec:
       ``<Model>Dataset`` needs (``needed_outputs``; ``--no_augment`` skips that, using the files as they are).
     * ``settings``: config of every run, under the variant's overrides; its ``eval_args`` get the
       run's ``mode`` (``--protocol``) added. ``split``: how the report names the split.
-    * ``groups``/``metrics``: report columns; ``cli_defaults``: other defaults for the command line
+    * ``groups``/``metrics``: report columns; ``extra_tables``: further tables of the same runs, each
+      ``(caption, groups, metrics)`` (e.g. a paper's cut-offs overall, then the long-tail groups); ``cli_defaults``: other defaults for the command line
       (e.g. ``{"batch_size": 2048}``).
     """
 
@@ -89,6 +90,7 @@ class BenchSpec:
     split: str = "leave-one-out"
     groups: tuple = GROUPS
     metrics: tuple = METRICS
+    extra_tables: tuple = ()
     description: str = ""
     cli_defaults: dict = field(default_factory=dict)
 
