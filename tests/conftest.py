@@ -90,3 +90,26 @@ def fast_settings(tmp_path):
 def clean_argv(monkeypatch):
     """pytest's own arguments must not reach RecBole's Config (it also guards against this itself)."""
     monkeypatch.setattr(sys, "argv", [sys.argv[0]])
+
+
+# ------------------------------------------------------------------ the fake endpoint (parsing and error handling only)
+@pytest.fixture
+def fake_server():
+    """The fake OpenAI-compatible endpoint of ``tests/fake_openai.py``: for unit tests of parsing, validation and
+    error handling only (pipeline tests use the real local model)."""
+    from fake_openai import FakeOpenAIServer
+
+    server = FakeOpenAIServer()
+    yield server
+    server.close()
+
+
+def fake_llm_settings(server, tmp_path, monkeypatch, key="sk-test", no_backoff=True, **overrides):
+    """Settings that point the LLM layer at ``server`` (model ``fake-model``, caches under ``tmp_path``), the API
+    key ``key`` in the environment; ``no_backoff``: retries without waiting (the bounds are under test, not the
+    delays)."""
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    if no_backoff:
+        monkeypatch.setattr("recbole_llmaug.llm.chat.backoff_delay", lambda *args: 0.0)
+    return {"llm_base_url": server.base_url, "llm_model": "fake-model", "llmaug_cache_dir": str(tmp_path / "cache"),
+            **overrides}

@@ -30,19 +30,13 @@ from recbole_llmaug.llm import (
 from recbole_llmaug.llm.chat import CHAT_CACHE_FILE
 from recbole_llmaug.llm.embeddings import EMBEDDING_CACHE_FILE, _text_key
 
-from fake_openai import DROP, FakeOpenAIServer, chat_body, error_body
+from conftest import fake_llm_settings
+from fake_openai import DROP, chat_body, error_body
 
 SECRET = "sk-test-do-not-leak-0123456789"
 CANDIDATES = ["A1", "B2", "C3"]
 MESSAGES = [{"role": "user", "content": "Which item next?"}]
 EMBEDDING_MODEL = "text-embedding-3-small"  # the openai backend's default name; the fake ignores it
-
-
-@pytest.fixture
-def fake_server():
-    server = FakeOpenAIServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture(autouse=True)
@@ -53,12 +47,8 @@ def no_backoff(monkeypatch):
 
 @pytest.fixture
 def settings(tmp_path, fake_server, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    return {
-        "llm_base_url": fake_server.base_url, "llm_model": "fake-model", "llmaug_cache_dir": str(tmp_path / "cache"),
-        "llm_timeout": 5.0, "llm_max_retries": 1, "llm_concurrency": 1,
-        "embedding_backend": "openai", "embedding_batch_size": 3,
-    }
+    return fake_llm_settings(fake_server, tmp_path, monkeypatch, key=SECRET, no_backoff=False, llm_timeout=5.0,
+                             llm_max_retries=1, llm_concurrency=1, embedding_backend="openai", embedding_batch_size=3)
 
 
 # ------------------------------------------------------------------ a fake /v1/embeddings

@@ -31,7 +31,8 @@ from recbole_llmaug.llm.cache import SqliteCache
 from recbole_llmaug.llm.chat import CHAT_CACHE_FILE
 from recbole_llmaug.llm.selection import InvalidAnswer
 
-from fake_openai import FakeOpenAIServer, chat_body, error_body
+from conftest import fake_llm_settings
+from fake_openai import chat_body, error_body
 
 SECRET = "sk-test-do-not-leak-0123456789"
 CANDIDATES = ["A1", "B2", "C3"]
@@ -39,19 +40,9 @@ MESSAGES = [{"role": "user", "content": "Which item next?"}]
 
 
 @pytest.fixture
-def fake_server():
-    server = FakeOpenAIServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def settings(tmp_path, fake_server, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    return {
-        "llm_base_url": fake_server.base_url, "llm_model": "fake-model", "llmaug_cache_dir": str(tmp_path / "cache"),
-        "llm_timeout": 0.5, "llm_max_retries": 3, "llm_price_per_1k_input": 1.0, "llm_price_per_1k_output": 2.0,
-    }
+    return fake_llm_settings(fake_server, tmp_path, monkeypatch, key=SECRET, no_backoff=False, llm_timeout=0.5,
+                             llm_max_retries=3, llm_price_per_1k_input=1.0, llm_price_per_1k_output=2.0)
 
 
 def fast_client(settings):

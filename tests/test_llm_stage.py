@@ -43,7 +43,8 @@ from recbole_llmaug.llm.selection import labels_grammar, parse_labels, selection
 from recbole_llmaug.llm.settings import free_cores
 from recbole_llmaug.options import validate
 
-from fake_openai import FakeOpenAIServer, chat_body
+from conftest import fake_llm_settings
+from fake_openai import chat_body
 
 REPO = Path(__file__).resolve().parent.parent
 CATEGORIES = ["Lips", "Nails", "Hair", "Skin", "Eyes"]
@@ -62,18 +63,8 @@ MESSAGES = [{"role": "user", "content": "Describe the customer who bought a red 
 
 
 @pytest.fixture
-def fake_server():
-    server = FakeOpenAIServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def settings(tmp_path, fake_server, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    monkeypatch.setattr("recbole_llmaug.llm.chat.backoff_delay", lambda *args: 0.0)
-    return {"llm_base_url": fake_server.base_url, "llm_model": "fake-model", "llmaug_cache_dir": str(tmp_path / "cache"),
-            "llm_timeout": 5.0, "llm_max_retries": 1, "llm_concurrency": 1}
+    return fake_llm_settings(fake_server, tmp_path, monkeypatch, llm_timeout=5.0, llm_max_retries=1, llm_concurrency=1)
 
 
 def bodies(server):
@@ -336,24 +327,21 @@ def python_env():
                 OPENAI_API_KEY="sk-test", OMP_NUM_THREADS="1")
 
 
-def test_killed_augmentation_resumes_without_repeating_a_call(fake_server, tiny_dataset, tmp_path):
-    """SIGKILL while the 4th embedding request is in flight; the rerun asks for exactly the rest."""
+def kill_at_request(fake_server, n, answer, args):
+    """Run ``args``; hold the ``n``-th request to ``fake_server`` unanswered and SIGKILL the process while it waits
+    (the killed client never gets that answer). ``answer(body)``: every other request's reply body."""
     hold = {"release": False}
 
     def reply(body):
-        if len(fake_server.requests) == 4:
-            while not hold["release"]:  # the killed client never gets this answer
+        if len(fake_server.requests) == n:
+            while not hold["release"]:
                 time.sleep(0.02)
-        return embedding_reply(body)
+        return answer(body)
 
     fake_server.default = (200, reply, {}, 0.0)
-    args = [sys.executable, str(REPO / "run_recbole_llmaug.py"), "--augment=item_emb", "--dataset=tiny",
-            f"--data_path={tiny_dataset}", f"--augment_path={tmp_path / 'augmented'}",
-            f"--llmaug_cache_dir={tmp_path / 'cache'}", "--embedding_backend=openai",
-            f"--llm_base_url={fake_server.base_url}", "--embedding_batch_size=4", "--llm_max_retries=0"]
     process = subprocess.Popen(args, env=python_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for(lambda: len(fake_server.requests) >= 4 or process.poll() is not None, 120, "the 4th request")
+        wait_for(lambda: len(fake_server.requests) >= n or process.poll() is not None, 120, f"request {n}")
         assert process.poll() is None, process.stderr.read().decode()
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
@@ -361,6 +349,15 @@ def test_killed_augmentation_resumes_without_repeating_a_call(fake_server, tiny_
         hold["release"] = True
         if process.poll() is None:
             process.kill()
+
+
+def test_killed_augmentation_resumes_without_repeating_a_call(fake_server, tiny_dataset, tmp_path):
+    """SIGKILL while the 4th embedding request is in flight; the rerun asks for exactly the rest."""
+    args = [sys.executable, str(REPO / "run_recbole_llmaug.py"), "--augment=item_emb", "--dataset=tiny",
+            f"--data_path={tiny_dataset}", f"--augment_path={tmp_path / 'augmented'}",
+            f"--llmaug_cache_dir={tmp_path / 'cache'}", "--embedding_backend=openai",
+            f"--llm_base_url={fake_server.base_url}", "--embedding_batch_size=4", "--llm_max_retries=0"]
+    kill_at_request(fake_server, 4, embedding_reply, args)
     answered_before_kill = 3
     total = 5  # 20 texts, batches of 4
     before = len(fake_server.requests)
@@ -383,26 +380,8 @@ SELECTION_SCRIPT = textwrap.dedent("""
 
 
 def test_killed_selection_run_resumes_from_the_cache(fake_server, tmp_path):
-    hold = {"release": False}
-
-    def reply(body):
-        if len(fake_server.requests) == 6:
-            while not hold["release"]:
-                time.sleep(0.02)
-        return chat_body('{"ids": ["B2"]}')
-
-    fake_server.default = (200, reply, {}, 0.0)
     args = [sys.executable, "-c", SELECTION_SCRIPT, fake_server.base_url, str(tmp_path / "cache")]
-    process = subprocess.Popen(args, env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_for(lambda: len(fake_server.requests) >= 6 or process.poll() is not None, 120, "the 6th request")
-        assert process.poll() is None, process.stderr.read().decode()
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        hold["release"] = True
-        if process.poll() is None:
-            process.kill()
+    kill_at_request(fake_server, 6, lambda body: chat_body('{"ids": ["B2"]}'), args)
     before = len(fake_server.requests)
     rerun = subprocess.run(args, env=python_env(), capture_output=True, timeout=120)
     assert rerun.returncode == 0 and rerun.stdout.decode().strip() == "8", rerun.stderr.decode()[-2000:]

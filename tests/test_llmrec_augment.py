@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_tiny_dataset
-from fake_openai import FakeOpenAIServer, chat_body
+from conftest import fake_llm_settings, write_tiny_dataset
+from fake_openai import chat_body
 
 from recbole_llmaug.augment.atomic import read_atomic
 from recbole_llmaug.augment.files import DatasetFiles
@@ -230,13 +230,9 @@ def test_the_split_is_drawn_once_per_inputs_and_settings_and_again_when_they_cha
 # ------------------------------------------------------------------ answer validation (fake endpoint)
 
 @pytest.fixture
-def fake_settings(tmp_path, monkeypatch):
-    server = FakeOpenAIServer()
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    monkeypatch.setattr("recbole_llmaug.llm.chat.backoff_delay", lambda *args: 0.0)
-    yield server, {"llm_base_url": server.base_url, "llm_model": "fake-model", "llm_max_retries": 1,
-                   "llmaug_cache_dir": str(tmp_path / "cache"), "llm_timeout": 5.0, "llm_concurrency": 1}
-    server.close()
+def fake_settings(tmp_path, monkeypatch, fake_server):
+    return fake_server, fake_llm_settings(fake_server, tmp_path, monkeypatch, llm_max_retries=1, llm_timeout=5.0,
+                                          llm_concurrency=1)
 
 
 def test_fake_server_an_attribute_failing_validation_is_missing_not_invented(fake_settings):
