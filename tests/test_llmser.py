@@ -125,8 +125,8 @@ def test_the_llm_pass_is_recorded_in_the_manifest_and_rerun_for_free(augmented):
 
 
 def test_pseudo_items_are_kept_candidates_oldest_first(augmented):
-    candidates = system._read_lists(augmented["out"] / "tiny.ccgcand")
-    for user, items in system._read_lists(augmented["out"] / "tiny.pseudo.llm-ids").items():
+    candidates = system.read_token_lists(augmented["out"] / "tiny.ccgcand")
+    for user, items in system.read_token_lists(augmented["out"] / "tiny.pseudo.llm-ids").items():
         assert len(items) == SMALL["llmser_keep"] and set(items) <= set(candidates[user])
         ranks = [candidates[user].index(item) for item in items]
         assert ranks == sorted(ranks, reverse=True)  # the reverse model's best candidate is last
@@ -158,11 +158,11 @@ def test_free_text_mode_keeps_the_candidates_closest_to_the_answer(augmented):
     report = manifest  # one output: its own manifest
     assert report["usage"]["calls"] >= 1 and len(prompts) == N_USERS
     assert not [m["content"] for messages in prompts for m in messages if "Held out" in m["content"]]
-    candidates = system._read_lists(augmented["out"] / "tiny.ccgcand")
+    candidates = system.read_token_lists(augmented["out"] / "tiny.ccgcand")
     ids, matrix = read_embeddings(augmented["out"] / "tiny.itememb")
     unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
     row_of = {item: row for row, item in enumerate(ids)}
-    kept = system._read_lists(augmented["out"] / "tiny.pseudo.llm-text")
+    kept = system.read_token_lists(augmented["out"] / "tiny.pseudo.llm-text")
     answer_of = {user: answer for user, answer in zip(sorted(augmented["sequences"]), answers) if answer}
     assert set(kept) == set(answer_of) and answer_of  # users are prompted in sorted order
     vectors = system._embed_answers(answers, settings)
@@ -178,7 +178,7 @@ def test_the_semantic_filter_keeps_the_m_picks_closest_to_the_history(augmented,
     files = system.DatasetFiles(dict(augmented["settings"]))
     vectors = system.ItemVectors(files)
     histories = system.user_train_histories(files)
-    candidates = system._read_lists(augmented["out"] / "tiny.ccgcand")
+    candidates = system.read_token_lists(augmented["out"] / "tiny.ccgcand")
     picks = {user: found[:3] for user, found in candidates.items()}
     monkeypatch.setattr(system, "_select_all", lambda settings, prompts, desc, version:
                         ([picks[user] for user in sorted(picks)], {"calls": 0}))

@@ -209,15 +209,23 @@ def user_train_histories(files: DatasetFiles) -> Dict[str, List[str]]:
                               sequential=uses_sequential_split(files.settings))
 
 
+def item_titles(files: DatasetFiles, purpose: str) -> Dict[str, str]:
+    """``{item: cleaned title}`` of the items whose ``item_title_field`` is not empty; ``purpose`` names the
+    use in the error when the column is missing."""
+    title_field = setting(files.settings, "item_title_field")
+    files.item.require(title_field, purpose=f"{purpose} (item_title_field)")
+    titles = {item: clean_value(title) for item, title in zip(files.item.frame[files.iid], files.item.frame[title_field])}
+    return {item: title for item, title in titles.items() if title}
+
+
 def user_texts(files: DatasetFiles) -> Dict[str, str]:
     """The titles of each user's most recent training items, newest first.
 
     Newest first so that an embedding model's token limit cuts the oldest titles, not the latest.
     """
     title_field = setting(files.settings, "item_title_field")
-    files.item.require(title_field, purpose="user texts (item_title_field)")
-    titles = {item_id: clean_value(title) for item_id, title in zip(files.item.frame[files.iid], files.item.frame[title_field])}
-    if not any(titles.values()):
+    titles = item_titles(files, "user texts")
+    if not titles:
         raise UserError(
             f"Every '{title_field}' in {files.item.path} is empty, so no user text can be built. "
             "Fill the titles, or set item_title_field to the column that holds item names."

@@ -48,12 +48,16 @@ import shutil
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from recbole_llmaug.augment.atomic import read_atomic, write_atomic, write_text_atomic, sha256_file
+from recbole_llmaug.augment.atomic import read_atomic, read_token_lists, sha256_file, write_atomic, write_text_atomic
 from recbole_llmaug.augment.files import DatasetFiles, examples
 from recbole_llmaug.augment.outputs import Output, System
 from recbole_llmaug.augment.recbole_split import RecBoleSplit, recbole_split, split_settings
-from recbole_llmaug.augment.text import clean_value
-from recbole_llmaug.augment.text_embeddings import _embedding_fingerprint, _write_text_embeddings, load_embedding_table
+from recbole_llmaug.augment.text_embeddings import (
+    _embedding_fingerprint,
+    _write_text_embeddings,
+    item_titles,
+    load_embedding_table,
+)
 from recbole_llmaug.defaults import properties_dir, setting
 from recbole_llmaug.errors import UserError
 from recbole_llmaug.options import Option
@@ -116,13 +120,6 @@ def the_split(files: DatasetFiles) -> RecBoleSplit:
 def train_histories(files: DatasetFiles) -> Dict[str, List[str]]:
     """Each user's training items under RecBole's split (raw ids; users with none left out)."""
     return {user: parts.train for user, parts in the_split(files).users.items() if parts.train}
-
-
-def item_titles(files: DatasetFiles) -> Dict[str, str]:
-    title_field = setting(files.settings, "item_title_field")
-    files.item.require(title_field, purpose="LLMRec prompts (item_title_field)")
-    titles = {item: clean_value(title) for item, title in zip(files.item.frame[files.iid], files.item.frame[title_field])}
-    return {item: title for item, title in titles.items() if title}
 
 
 def _title_chars(files: DatasetFiles) -> int:
@@ -253,12 +250,6 @@ def build_candidates(files: DatasetFiles, output: Path) -> dict:
             "model": f"RecBole {model}, {epochs} epochs on RecBole's training split"}
 
 
-def read_candidates(path: Path) -> Dict[str, List[str]]:
-    table = read_atomic(path)
-    first, second = list(table.types)[:2]
-    return {user: text.split() for user, text in zip(table.frame[first], table.frame[second])}
-
-
 # ---------------------------------------------------------------- augmented BPR triples
 
 def edges_fingerprint(files: DatasetFiles) -> dict:
@@ -296,14 +287,14 @@ def edge_request(history: List[str], candidates: List[str], titles: Dict[str, st
 
 def build_edges(files: DatasetFiles, output: Path) -> dict:
     histories = train_histories(files)
-    candidates = read_candidates(files.output_path(CANDIDATES.suffix))
-    titles = item_titles(files)
+    candidates = read_token_lists(files.output_path(CANDIDATES.suffix))
+    titles = item_titles(files, "LLMRec prompts")
     users = [user for user in sorted(candidates) if len(candidates[user]) >= 2 and user in histories]
     asked = [edge_request(histories[user], candidates[user], titles, files) for user in users]
     results, usage = _run_json(files, [request for request, _ in asked], EDGES_PROMPT_VERSION, "LLMRec edges", output)
     triples, failed = [], []
     for user, (_, labels), result in zip(users, asked, results):
-        if not result.valid or two_different(result.value) is not None:
+        if not result.valid:  # valid answers passed two_different (the request's check)
             failed.append(user)
             continue
         to_item = dict(zip(labels, candidates[user]))
@@ -394,7 +385,7 @@ def profile_request(history: List[str], titles: Dict[str, str], files: DatasetFi
 
 
 def build_profiles(files: DatasetFiles, output: Path) -> dict:
-    histories, titles = train_histories(files), item_titles(files)
+    histories, titles = train_histories(files), item_titles(files, "LLMRec prompts")
     users = sorted(user for user, items in histories.items() if any(item in titles for item in items))
     requests = [profile_request(histories[user], titles, files) for user in users]
     report = _objects_output(files, output, "user", USER_PROFILES.header, users, requests, PROFILE_LABELS,

@@ -35,13 +35,13 @@ from typing import Dict, List
 
 import numpy as np
 
-from recbole_llmaug.augment.atomic import read_atomic, write_atomic
+from recbole_llmaug.augment.atomic import read_atomic, read_token_lists, write_atomic
 from recbole_llmaug.augment.files import DatasetFiles, examples
 from recbole_llmaug.augment.outputs import Output, System
-from recbole_llmaug.augment.text import clean_value
 from recbole_llmaug.augment.text_embeddings import (
     ITEM_EMB,
     _split_settings,
+    item_titles,
     read_embeddings,
     user_train_histories,
 )
@@ -70,14 +70,8 @@ def augmented_users(histories: Dict[str, List[str]], settings) -> List[str]:
 
 
 def titles_of(files: DatasetFiles) -> Dict[str, str]:
-    title_field = setting(files.settings, "item_title_field")
-    files.item.require(title_field, purpose="LLMSeR prompts (item_title_field)")
-    titles = {}
-    for item, raw in zip(files.item.frame[files.iid], files.item.frame[title_field]):
-        title = clean_value(raw)
-        if title:
-            titles[item] = title if len(title) <= TITLE_CHARS else title[:TITLE_CHARS - 1].rstrip() + "…"
-    return titles
+    return {item: title if len(title) <= TITLE_CHARS else title[:TITLE_CHARS - 1].rstrip() + "…"
+            for item, title in item_titles(files, "LLMSeR prompts").items()}
 
 
 def _model_fingerprint(files: DatasetFiles, epochs_key: str) -> dict:
@@ -92,12 +86,6 @@ def _model_fingerprint(files: DatasetFiles, epochs_key: str) -> dict:
 
 def _work_dir(files: DatasetFiles) -> Path:
     return files.output_folder / f".{files.name}.llmser_work"
-
-
-def _read_lists(path: Path) -> Dict[str, List[str]]:
-    table = read_atomic(path)
-    first, second = list(table.types)[:2]
-    return {user: text.split() for user, text in zip(table.frame[first], table.frame[second])}
 
 
 def _unit(matrix: np.ndarray) -> np.ndarray:
@@ -340,7 +328,7 @@ def pseudo_items(mode: str, histories, candidates, vectors: ItemVectors, titles,
 def pseudo_builder(mode: str):
     def build(files: DatasetFiles, output: Path) -> dict:
         histories = user_train_histories(files)
-        candidates = _read_lists(files.output_path(CCG.suffix))
+        candidates = read_token_lists(files.output_path(CCG.suffix))
         found, report = pseudo_items(mode, histories, candidates, ItemVectors(files), titles_of(files), files.settings)
         rows = write_atomic(output, PSEUDO_HEADER, ((user, " ".join(items)) for user, items in sorted(found.items())))
         failures = report.pop("failures")
@@ -421,7 +409,7 @@ def load_pseudo(path: Path, dataset):
     0-padded; items the dataset does not know are skipped."""
     import torch
 
-    lists = _read_lists(path)
+    lists = read_token_lists(path)
     users, items = dataset.field2token_id[dataset.uid_field], dataset.field2token_id[dataset.iid_field]
     rows = {users[user]: [items[item] for item in found if item in items] for user, found in lists.items() if user in users}
     width = max((len(row) for row in rows.values()), default=0)
@@ -456,7 +444,7 @@ ARV_HEADER = ("uid:token", "reliability:float", "picked:token", "hidden:token")
 
 CCG = Output(
     name="llmser_candidates", suffix="ccgcand", header=("uid:token", "candidates:token_seq"),
-    fingerprint=ccg_fingerprint, build=build_ccg, load=lambda path, dataset: _read_lists(path),
+    fingerprint=ccg_fingerprint, build=build_ccg, load=lambda path, dataset: read_token_lists(path),
     doc="LLMSeR: the reverse SASRec's pseudo-prior candidates per augmented user",
 )
 ARV_CANDIDATES = Output(

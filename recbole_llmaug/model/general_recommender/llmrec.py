@@ -110,13 +110,15 @@ class LLMRec(LightGCN):
         self.register_buffer("aug_triples", dataset.augmented_triples().long(), persistent=False)  # [n, 3]
         user_sources, item_sources = dataset.user_features(), dataset.item_features()
         # (side, name): one channel per source, users first; tables as buffers [n_users|n_items, d_k]
-        self.sources = [("user", name) for name, _ in user_sources] + [("item", name) for name, _ in item_sources]
+        tables = ([("user", name, table) for name, table in user_sources]
+                  + [("item", name, table) for name, table in item_sources])
+        self.sources = [(side, name) for side, name, _ in tables]
         self.projections = nn.ModuleDict()
         self.mask_tokens = nn.ParameterDict()
         self.decoders = nn.ModuleDict()
         self.use_mae = bool(config["llmrec_mae"]) and bool(item_sources) and self.mask_rate > 0 and self.mae_weight > 0
         with torch.random.fork_rng(devices=[]):  # the extra parts never shift the random stream of the IDs
-            for side, (name, table) in [("user", s) for s in user_sources] + [("item", s) for s in item_sources]:
+            for side, name, table in tables:
                 self.register_buffer(self._table_name(name), table.float(), persistent=False)
                 self.projections[name] = nn.Linear(table.shape[1], self.latent_dim)
                 if side == "item" and self.use_mae:
