@@ -83,8 +83,9 @@ def augment_summary(result, folder=None):
         usage = manifest.get("usage") or {}
         work = ""
         if usage:
-            work = (f", {usage.get('unique_texts', 0)} distinct texts: {usage.get('embedded_now', 0)} computed now in "
-                    f"{usage.get('calls', 0)} model calls, {usage.get('cache_hits', 0)} cache hits")
+            texts = (f"{usage['unique_texts']} distinct texts: {usage.get('embedded_now', 0)} computed now in "
+                     if "unique_texts" in usage else "")  # an embedding output; an LLM output counts calls only
+            work = f", {texts}{usage.get('calls', 0)} model calls, {usage.get('cache_hits', 0)} cache hits"
             if usage.get("cost"):
                 work += f", cost ~${usage['cost']:.4f}"
         lines.append(f"  {name}: built {output}{rows}{work}, {manifest.get('wall_time_s', 0):.1f} s")

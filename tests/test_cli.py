@@ -8,7 +8,7 @@ import pytest
 
 import recbole_llmaug.config as config_module
 import recbole_llmaug.data.folders as folders_module
-from recbole_llmaug.cli import main
+from recbole_llmaug.cli import augment_summary, main
 from recbole_llmaug.config import make_config
 
 
@@ -97,3 +97,15 @@ def test_ml100k_is_copied_from_recbole_and_data_path_is_honoured(tmp_path, monke
 def test_search_options_without_tune_are_an_error(option, capsys, tiny_dataset):
     code, output = run_cli(["--model=SASRec", "--dataset=tiny", f"--data_path={tiny_dataset}", option], capsys)
     assert code == 2 and "--tune=SPACE.yaml" in output and "Traceback" not in output
+
+
+def test_augment_summary_names_texts_only_for_embedding_outputs():
+    """An LLM output's usage has calls and hits but no text counts: its line must not read '0 distinct texts'."""
+    result = {"augmentor": "llmrec", "dataset": "toy", "outputs": {
+        "attributes": {"output": {"file": "toy.itemattr"}, "counts": {"rows": 3}, "wall_time_s": 2.0,
+                       "usage": {"calls": 3, "cache_hits": 1}},
+        "item_emb": {"output": {"file": "toy.itememb"}, "counts": {"rows": 3}, "wall_time_s": 1.0,
+                     "usage": {"calls": 1, "cache_hits": 0, "unique_texts": 3, "embedded_now": 3}}}}
+    text = augment_summary(result)
+    assert "attributes: built toy.itemattr, 3 rows, 3 model calls, 1 cache hits, 2.0 s" in text
+    assert "item_emb: built toy.itememb, 3 rows, 3 distinct texts: 3 computed now in 1 model calls" in text

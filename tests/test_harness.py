@@ -272,6 +272,23 @@ def test_a_child_gets_the_spec_settings_under_the_command_line_under_the_variant
     assert "mode" not in SPEC.settings["eval_args"]  # the spec's settings are not modified
 
 
+def test_a_settings_file_goes_over_the_spec_and_under_the_command_line_and_the_variant(tmp_path):
+    """``--settings best_config.yaml``: a tuned search's values for every run; the budget stays the command
+    line's and a variant's own overrides still win."""
+    best = tmp_path / "best_config.yaml"
+    best.write_text("learning_rate: 0.005\nepochs: 300\nalpha: 0.7\neval_args: {split: {RS: [0.8, 0.1, 0.1]}}\n")
+    args = build_parser(SPEC).parse_args(shlex.split(f"run --epochs 5 --work_dir /w --settings {best}"))
+    config = run_config(SPEC, args, 2021, "full") | SPEC.variant("LLMESR-GRU4Rec-noSD").overrides
+    assert config["learning_rate"] == 0.005 and config["epochs"] == 5 and config["alpha"] == 0.0
+    assert config["eval_args"] == {"split": {"RS": [0.8, 0.1, 0.1]}, "mode": "full"}
+    best.write_text("- not a mapping\n")
+    with pytest.raises(UserError, match="no 'key: value' settings"):
+        run_config(SPEC, args, 2021, "full")
+    args.settings = str(tmp_path / "missing.yaml")
+    with pytest.raises(UserError, match="Cannot read --settings"):
+        run_config(SPEC, args, 2021, "full")
+
+
 @pytest.mark.parametrize("stem", ["llmesr_cpu_sasrec_5ep", "llmesr_cpu_gru4rec_5ep", "llmesr_cpu_bert4rec_3ep"])
 def test_committed_run_and_retest_reports_rebuild_from_their_json(stem):
     """The format is unchanged: the committed pages (made before the harness) come out again from

@@ -45,6 +45,9 @@ def build_parser(spec):
     training.add_argument("--no_augment", action="store_true",
                           help="use the augmented files already in --work_dir as they are, without the augmentor's "
                                "freshness check (e.g. on a machine that has its outputs but not its inputs or models)")
+    training.add_argument("--settings", default=None, metavar="YAML",
+                          help="settings of every run, over the spec's and under the variant's and the command "
+                               "line's (e.g. a Ray Tune search's best_config.yaml)")
     training.add_argument("--llm_cache_dir", default=None, help="llmaug_cache_dir for the augmentor (reuse embeddings)")
 
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,timing,retest,logs}")

@@ -36,10 +36,28 @@ def prepare_work_dir(spec, args):
                 link.symlink_to(path)
 
 
+def read_settings(path):
+    """The settings mapping of a yaml file (``--settings``); a ``UserError`` naming the file otherwise."""
+    import yaml
+
+    try:
+        settings = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise user_error(f"Cannot read --settings {path}: {error}. Pass a yaml file of RecBole settings "
+                         f"(e.g. the best_config.yaml of a Ray Tune search).") from None
+    if not isinstance(settings, dict):
+        raise user_error(f"--settings {path} holds no 'key: value' settings. Pass a yaml file of RecBole settings "
+                         f"(e.g. the best_config.yaml of a Ray Tune search).")
+    return settings
+
+
 def run_config(spec, args, seed, protocol):
     """Config dict of one run before the variant's overrides: the spec's settings under what the
-    command line sets (budget, batch sizes, device, where files go), ``eval_args`` with ``mode``."""
+    command line sets (budget, batch sizes, device, where files go), ``eval_args`` with ``mode``.
+    ``--settings FILE`` (e.g. a Ray Tune search's ``best_config.yaml``) goes over the spec's settings."""
     settings = copy.deepcopy(spec.settings)
+    if getattr(args, "settings", None):
+        settings.update(read_settings(args.settings))
     config = settings | {
         "data_path": str(args.work_dir),
         "seed": seed,

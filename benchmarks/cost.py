@@ -1,0 +1,195 @@
+"""What an augmentation cost, and what it bought: the cost tables of the benchmark reports.
+
+The augmentor's manifests already hold each output's LLM usage (``usage``: calls, cache hits, prompt and
+completion tokens), its embedding usage (``embedding_usage``, or ``usage`` of an embedding-only output such
+as ``itememb``) and its wall time. This module sums them per *stage* (one output suffix) and per variant
+(the stages a variant reads), prices the tokens at a stated price, and divides a variant's gain over its
+baseline (mean over seeds, from a harness report's JSON) by that cost.
+
+Token counts are the serving model's (SmolLM2's tokenizer on the local server); another model's tokenizer
+counts about as many for the same English prompts, so the price is an estimate of what the same pass costs
+there, stated with the price used. A manifest's usage counts the calls of the run that wrote it: a pass
+resumed from a cache counts only the calls it made itself (``cache_hits`` says how many it reused).
+
+    python benchmarks/cost.py --data_dir ../runs/lr100k/data --dataset ml-100k \\
+        --results benchmarks/results/llmrec.json --baseline LightGCN --metrics recall@20 ndcg@20 \\
+        --uses "LLMRec=lrcand,lredge,itemattr,userprof,itememb,useremb" "LightGCN-aug=lrcand,lredge" \\
+        --out benchmarks/results/llmrec_cost
+"""
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.harness.reports import records_from_results  # noqa: E402
+
+# A stated price (USD per million tokens): OpenAI's list prices for gpt-4o-mini and text-embedding-3-small.
+DEFAULT_PRICE = {"input": 0.15, "output": 0.60, "embedding": 0.02}
+
+
+def stage_usage(manifest: dict) -> dict:
+    """One output's manifest -> ``calls``, ``cache_hits``, ``failures``, ``prompt_tokens``,
+    ``completion_tokens``, ``embedding_tokens``, ``wall_time_s`` (0 where the manifest has none)."""
+    usage = manifest.get("usage") or {}
+    embedding = manifest.get("embedding_usage")
+    is_embedding_only = embedding is None and "completion_tokens" not in usage and "embedding" in manifest
+    llm = {} if is_embedding_only else usage
+    embedding = usage if is_embedding_only else (embedding or {})
+    return {
+        "calls": int(llm.get("calls", 0)),
+        "cache_hits": int(llm.get("cache_hits", 0)),
+        "failures": int(llm.get("failures", 0)),
+        "prompt_tokens": int(llm.get("prompt_tokens", 0)),
+        "completion_tokens": int(llm.get("completion_tokens", 0)),
+        "embedding_tokens": int(embedding.get("prompt_tokens", 0)),
+        "wall_time_s": float(manifest.get("wall_time_s", 0.0)),
+    }
+
+
+def read_stages(data_dir, dataset, suffixes) -> dict:
+    """``{suffix: stage_usage}`` from ``<data_dir>/<dataset>/<dataset>.<suffix>.manifest.json``; a missing
+    manifest is an error that names the command that writes it."""
+    stages = {}
+    for suffix in suffixes:
+        path = Path(data_dir) / dataset / f"{dataset}.{suffix}.manifest.json"
+        if not path.is_file():
+            raise SystemExit(f"error: no manifest {path}: run the augmentation that writes '.{suffix}' with "
+                             f"--augment_path={data_dir} first")
+        stages[suffix] = stage_usage(json.loads(path.read_text()))
+    return stages
+
+
+def total(stages: dict, suffixes) -> dict:
+    """The sum of ``stages`` over ``suffixes``."""
+    keys = next(iter(stages.values())).keys() if stages else []
+    return {key: sum(stages[suffix][key] for suffix in suffixes) for key in keys}
+
+
+def dollars(usage: dict, price: dict) -> float:
+    """USD of ``usage`` at ``price`` (USD per million input, output and embedding tokens)."""
+    return (usage["prompt_tokens"] * price["input"] + usage["completion_tokens"] * price["output"]
+            + usage["embedding_tokens"] * price["embedding"]) / 1e6
+
+
+def mean_metric(records, name, metric):
+    """Mean over the finished runs of variant ``name`` of its test ``metric``, and the runs counted."""
+    values = [float(run["test_result"][metric]) for run in records
+              if run["name"] == name and not run.get("failed") and metric in run.get("test_result", {})]
+    return (statistics.mean(values) if values else None), len(values)
+
+
+def cost_rows(stages, uses, records, baseline, metrics, price, baselines=None):
+    """One dict per variant of ``uses`` (``{variant: [suffixes]}``): its summed usage and price, and per
+    metric the baseline's mean (``baselines[variant]``, else ``baseline``), the variant's mean, the gain, the
+    relative gain and the gain per dollar, per LLM hour and per thousand calls (``None`` where the cost is
+    zero or a mean is missing)."""
+    rows = []
+    for name, suffixes in uses.items():
+        usage = total(stages, suffixes)
+        cost = dollars(usage, price)
+        against = (baselines or {}).get(name, baseline)
+        row = {"variant": name, "baseline": against, "stages": list(suffixes), **usage, "usd": cost, "metrics": {}}
+        for metric in metrics:
+            base, base_n = mean_metric(records, against, metric)
+            value, n = mean_metric(records, name, metric)
+            gain = value - base if value is not None and base is not None else None
+            per = lambda amount: gain / amount if gain is not None and amount else None  # noqa: E731
+            row["metrics"][metric] = {
+                "baseline": base, "baseline_runs": base_n, "value": value, "runs": n, "gain": gain,
+                "relative": gain / base if gain is not None and base else None,
+                "per_usd": per(cost), "per_hour": per(usage["wall_time_s"] / 3600.0),
+                "per_1k_calls": per(usage["calls"] / 1000.0),
+            }
+        rows.append(row)
+    return rows
+
+
+def _num(value, spec):
+    return "n/a" if value is None else format(value, spec)
+
+
+def markdown(stages, rows, baseline, price, command):
+    """The stage table, then one row per variant: its cost and its gain per unit of cost."""
+    lines = [f"# Cost of the augmentation and gain per cost\n",
+             f"Price stated: USD {price['input']} / {price['output']} per million input / output tokens and "
+             f"{price['embedding']} per million embedding tokens (tokens counted by the serving model). Gains are "
+             f"the mean over seeds of the variant minus the mean of its baseline (`{baseline}` unless named).\n",
+             f"Command: `{command}`\n",
+             "| stage | LLM calls | cache hits | failed answers | prompt tokens | answer tokens | embedding tokens "
+             "| wall time s | USD |", "|---|---|---|---|---|---|---|---|---|"]
+    for suffix, usage in stages.items():
+        lines.append(f"| .{suffix} | {usage['calls']} | {usage['cache_hits']} | {usage['failures']} | "
+                     f"{usage['prompt_tokens']} | {usage['completion_tokens']} | {usage['embedding_tokens']} | "
+                     f"{usage['wall_time_s']:.0f} | {dollars(usage, price):.4f} |")
+    metrics = list(rows[0]["metrics"]) if rows else []
+    header = ["variant", "baseline", "stages", "LLM calls", "wall time h", "USD"]
+    for metric in metrics:
+        header += [f"{metric} gain", "relative", "per USD", "per LLM hour", "per 1k calls"]
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row["variant"], row["baseline"], " ".join(row["stages"]), str(row["calls"]), f"{row['wall_time_s'] / 3600:.2f}",
+                 f"{row['usd']:.4f}"]
+        for metric in metrics:
+            cell = row["metrics"][metric]
+            relative = "n/a" if cell["relative"] is None else f"{100 * cell['relative']:+.1f}%"
+            cells += [_num(cell["gain"], "+.4f"), relative, _num(cell["per_usd"], "+.3f"),
+                      _num(cell["per_hour"], "+.4f"), _num(cell["per_1k_calls"], "+.4f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def parse_uses(items):
+    """``["LLMRec=lrcand,lredge", "BPR-aug:BPR=lredge"]`` -> ``({"LLMRec": ["lrcand", "lredge"], "BPR-aug":
+    ["lredge"]}, {"BPR-aug": "BPR"})``: the outputs each variant reads and the baselines named after a colon."""
+    uses, baselines = {}, {}
+    for item in items:
+        name, sep, suffixes = item.partition("=")
+        name, _, against = name.partition(":")
+        if not sep or not name or not suffixes:
+            raise SystemExit(f"error: --uses '{item}' is not VARIANT[:BASELINE]=suffix,suffix "
+                             f"(e.g. LLMRec=lredge,itemattr)")
+        uses[name] = [suffix.strip().lstrip(".") for suffix in suffixes.split(",") if suffix.strip()]
+        if against:
+            baselines[name] = against
+    return uses, baselines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_dir", required=True, help="the --augment_path of the augmentation")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--results", nargs="+", required=True,
+                        help="harness reports' JSON (benchmarks/results/<x>.json); their runs are pooled")
+    parser.add_argument("--baseline", required=True, help="the variant gains are measured against")
+    parser.add_argument("--uses", nargs="+", required=True, metavar="VARIANT=SUFFIXES",
+                        help="the augmented outputs each variant reads; VARIANT:BASELINE=... names its own baseline")
+    parser.add_argument("--metrics", nargs="+", default=["ndcg@10"])
+    parser.add_argument("--price", nargs=3, type=float, metavar=("INPUT", "OUTPUT", "EMBEDDING"),
+                        default=[DEFAULT_PRICE["input"], DEFAULT_PRICE["output"], DEFAULT_PRICE["embedding"]],
+                        help="USD per million tokens (default: gpt-4o-mini and text-embedding-3-small list prices)")
+    parser.add_argument("--out", required=True, help="writes <out>.md and <out>.json")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    uses, baselines = parse_uses(args.uses)
+    price = dict(zip(("input", "output", "embedding"), args.price))
+    suffixes = list(dict.fromkeys(suffix for stage in uses.values() for suffix in stage))
+    stages = read_stages(args.data_dir, args.dataset, suffixes)
+    records = [record for path in args.results
+               for record in records_from_results(json.loads(Path(path).read_text())["results"])]
+    rows = cost_rows(stages, uses, records, args.baseline, args.metrics, price, baselines)
+    command = " ".join(["python benchmarks/cost.py", *argv])
+    text = markdown(stages, rows, args.baseline, price, command)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_name(out.name + ".md").write_text(text)
+    out.with_name(out.name + ".json").write_text(json.dumps({"command": command, "price_per_million": price,
+                                                             "stages": stages, "variants": rows}, indent=1))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The cost table (``benchmarks/cost.py``): manifests' usage summed per variant, priced, and a variant's
+gain over its baseline divided by that cost, from hand-made manifests and run records."""
+
+import json
+
+import pytest
+
+from benchmarks import cost
+
+PRICE = {"input": 1.0, "output": 4.0, "embedding": 0.5}  # USD per million tokens: round numbers to check by hand
+
+
+def llm_manifest(calls, prompt, answer, embedded, seconds, hits=0):
+    """A manifest as the LLM stages write it: the chat usage, then the embedding of the answers."""
+    return {"usage": {"calls": calls, "cache_hits": hits, "failures": 1, "prompt_tokens": prompt,
+                      "completion_tokens": answer, "cost": 0.0},
+            "embedding_usage": {"calls": 1, "prompt_tokens": embedded}, "wall_time_s": seconds}
+
+
+def write_fixture(tmp_path):
+    folder = tmp_path / "data" / "toy"
+    folder.mkdir(parents=True)
+    manifests = {
+        "lredge": llm_manifest(100, 30_000, 500, 0, 1800.0),
+        "itemattr": llm_manifest(50, 10_000, 2_000, 4_000, 1800.0, hits=7),
+        # an embedding-only output (text_embeddings): its usage is the embedding model's
+        "itememb": {"usage": {"calls": 2, "prompt_tokens": 6_000, "cost": 0.0}, "embedding": {"model": "m"},
+                    "wall_time_s": 60.0},
+    }
+    for suffix, manifest in manifests.items():
+        (folder / f"toy.{suffix}.manifest.json").write_text(json.dumps(manifest))
+    runs = lambda name, values: [{"name": name, "seed": seed, "test_result": {"ndcg@20": value}}  # noqa: E731
+                                 for seed, value in zip((1, 2, 3), values)]
+    results = {"Base": runs("Base", [0.10, 0.12, 0.14]), "Aug": runs("Aug", [0.13, 0.15, 0.17]),
+               "Both": runs("Both", [0.11, 0.12, 0.13])}
+    (tmp_path / "r.json").write_text(json.dumps({"command": "x", "results": results}))
+    return tmp_path
+
+
+def test_stage_usage_reads_llm_and_embedding_only_manifests(tmp_path):
+    stages = cost.read_stages(write_fixture(tmp_path) / "data", "toy", ["lredge", "itemattr", "itememb"])
+    assert stages["lredge"]["calls"] == 100 and stages["lredge"]["completion_tokens"] == 500
+    assert stages["itemattr"]["cache_hits"] == 7 and stages["itemattr"]["embedding_tokens"] == 4_000
+    # the embedding-only output's calls are embedding batches, not LLM calls
+    assert stages["itememb"]["calls"] == 0 and stages["itememb"]["embedding_tokens"] == 6_000
+
+
+def test_cost_rows_price_and_gain_per_cost_by_hand(tmp_path):
+    folder = write_fixture(tmp_path)
+    stages = cost.read_stages(folder / "data", "toy", ["lredge", "itemattr", "itememb"])
+    records = cost.records_from_results(json.loads((folder / "r.json").read_text())["results"])
+    rows = cost.cost_rows(stages, {"Aug": ["lredge"], "Both": ["lredge", "itemattr", "itememb"]},
+                          records, "Base", ["ndcg@20"], PRICE)
+    aug, both = rows
+    assert aug["usd"] == pytest.approx((30_000 * 1.0 + 500 * 4.0) / 1e6)
+    assert both["usd"] == pytest.approx((40_000 * 1.0 + 2_500 * 4.0 + 10_000 * 0.5) / 1e6)
+    assert both["calls"] == 150 and both["wall_time_s"] == 3660.0
+    cell = aug["metrics"]["ndcg@20"]
+    assert cell["baseline"] == pytest.approx(0.12) and cell["value"] == pytest.approx(0.15)
+    assert cell["gain"] == pytest.approx(0.03) and cell["relative"] == pytest.approx(0.25)
+    assert cell["per_usd"] == pytest.approx(0.03 / aug["usd"])
+    assert cell["per_hour"] == pytest.approx(0.03 / 0.5) and cell["per_1k_calls"] == pytest.approx(0.3)
+    assert both["metrics"]["ndcg@20"]["gain"] == pytest.approx(0.0)
+
+
+def test_command_line_writes_the_report_and_names_a_missing_manifest(tmp_path, capsys):
+    folder = write_fixture(tmp_path)
+    common = ["--data_dir", str(folder / "data"), "--dataset", "toy", "--results", str(folder / "r.json"),
+              "--baseline", "Base", "--metrics", "ndcg@20", "--price", "1", "4", "0.5", "--out", str(folder / "c")]
+    cost.main(common + ["--uses", "Aug=lredge"])
+    text = (folder / "c.md").read_text()
+    assert "| Aug | Base | lredge | 100 | 0.50 | 0.0320 | +0.0300 | +25.0% | +0.937 | +0.0600 | +0.3000 |" in text
+    # a second report's runs are pooled with the first's (a variant benchmarked in a later run)
+    later = {"Late": [{"name": "Late", "seed": 1, "test_result": {"ndcg@20": 0.18}}]}
+    (folder / "later.json").write_text(json.dumps({"command": "y", "results": later}))
+    pooled = [arg if arg != str(folder / "r.json") else f"{folder / 'r.json'} {folder / 'later.json'}" for arg in common]
+    cost.main(" ".join(pooled).split() + ["--uses", "Late=lredge", "Late2:Both=lredge"])
+    text = (folder / "c.md").read_text()
+    assert "| Late | Base | lredge | 100 | 0.50 | 0.0320 | +0.0600 | +50.0% |" in text
+    assert "| Late2 | Both | lredge | 100 | 0.50 | 0.0320 | n/a |" in text  # its own baseline; no runs of Late2
+    assert json.loads((folder / "c.json").read_text())["variants"][0]["usd"] == pytest.approx(0.032)
+    with pytest.raises(SystemExit, match="toy.userprof.manifest.json"):
+        cost.main(common + ["--uses", "Aug=lredge,userprof"])
+    with pytest.raises(SystemExit, match="VARIANT"):
+        cost.main(common + ["--uses", "Aug"])
