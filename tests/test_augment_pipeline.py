@@ -191,6 +191,10 @@ def test_llmesr_pipeline_writes_outputs_and_manifests(settings, tmp_path):
     assert item_manifest["counts"]["rows"] == 6 and item_manifest["counts"]["missing_text"] == 0
     assert item_manifest["fingerprint"]["text_version"]
     assert "wall_time_s" in item_manifest and "usage" in item_manifest
+    # the local model's tokens are counted (what a hosted embedding model would bill): at least the two
+    # special tokens and a word per title, at most the 256 the model reads
+    assert 6 * 3 <= item_manifest["usage"]["prompt_tokens"] <= 6 * 256
+    assert item_manifest["usage"]["cost"] == 0.0
     assert not list(folder.glob("*.tmp"))
 
 

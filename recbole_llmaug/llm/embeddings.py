@@ -94,9 +94,12 @@ class SentenceTransformerEmbedder:
                 list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=False,
                 show_progress_bar=False,
             )
+            # the tokens a hosted embedding model would bill for the same texts (free here, but a cost
+            # table prices them); the model's own tokenizer, special tokens included
+            tokens = int(self._model.tokenize(list(texts))["attention_mask"].sum())
         finally:
             torch.set_num_threads(previous)
-        self.stats.add(calls=1)
+        self.stats.add(calls=1, prompt_tokens=tokens)
         return np.asarray(vectors, dtype=np.float32)
 
 

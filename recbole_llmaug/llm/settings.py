@@ -128,6 +128,11 @@ class LLMSettings:
         return {"base_url": self.base_url, "model": self.model, "temperature": self.temperature, "top_p": self.top_p,
                 "max_tokens": self.max_tokens}
 
+    @classmethod
+    def fingerprint_of(cls, settings: Mapping) -> dict:
+        """:meth:`fingerprint` of the LLM that ``settings`` name (what an augmentor puts in its outputs')."""
+        return cls.from_settings(settings).fingerprint()
+
     @property
     def slots(self) -> int:
         """Parallel slots of the embedded server: ``llm_parallel``, else one per request in flight."""

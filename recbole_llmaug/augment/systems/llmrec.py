@@ -60,6 +60,7 @@ from recbole_llmaug.augment.text_embeddings import (
 )
 from recbole_llmaug.defaults import properties_dir, setting
 from recbole_llmaug.errors import UserError
+from recbole_llmaug.llm.settings import LLMSettings
 from recbole_llmaug.options import Option
 
 logger = logging.getLogger(__name__)
@@ -135,16 +136,9 @@ def _history_titles(history: List[str], titles: Dict[str, str], files: DatasetFi
     return "\n".join(f"- {compact_title(title, _title_chars(files))}" for title in named) or "(no titled item)"
 
 
-def _llm_fingerprint(files: DatasetFiles) -> dict:
-    from recbole_llmaug.llm.settings import LLMSettings
-
-    return LLMSettings.from_settings(files.settings).fingerprint()
-
-
 def _run_json(files: DatasetFiles, requests: list, version: str, desc: str, output: Path):
     """Results of ``requests`` (``JsonRequest``s) and the usage for the manifest; over Ray with ``ray_address``."""
     from recbole_llmaug.llm.chat import open_chat_client
-    from recbole_llmaug.llm.settings import LLMSettings
     from recbole_llmaug.llm.structured import run_many_json
 
     if not requests:
@@ -254,7 +248,7 @@ def build_candidates(files: DatasetFiles, output: Path) -> dict:
 
 def edges_fingerprint(files: DatasetFiles) -> dict:
     return dict(_split_fingerprint(files), version=EDGES_PROMPT_VERSION,
-                candidates=files.output_hashes(CANDIDATES.suffix), llm=_llm_fingerprint(files),
+                candidates=files.output_hashes(CANDIDATES.suffix), llm=LLMSettings.fingerprint_of(files.settings),
                 item_title_field=setting(files.settings, "item_title_field"),
                 title_chars=_title_chars(files), history_items=int(setting(files.settings, "user_text_max_items")))
 
@@ -330,7 +324,7 @@ def attributes_fingerprint(files: DatasetFiles) -> dict:
             "fields": _attribute_fields(files), "max_chars": int(setting(files.settings, "llmrec_attribute_max_chars")),
             "item_title_field": setting(files.settings, "item_title_field"),
             "item_text_template": setting(files.settings, "item_text_template"),
-            "llm": _llm_fingerprint(files), "embedding": _embedding_fingerprint(files.settings)}
+            "llm": LLMSettings.fingerprint_of(files.settings), "embedding": _embedding_fingerprint(files.settings)}
 
 
 def attribute_request(text: str, fields: List[str], max_chars: int):
@@ -368,7 +362,7 @@ def profiles_fingerprint(files: DatasetFiles) -> dict:
                 max_chars=int(setting(files.settings, "llmrec_attribute_max_chars")),
                 item_title_field=setting(files.settings, "item_title_field"), title_chars=_title_chars(files),
                 history_items=int(setting(files.settings, "user_text_max_items")),
-                llm=_llm_fingerprint(files), embedding=_embedding_fingerprint(files.settings))
+                llm=LLMSettings.fingerprint_of(files.settings), embedding=_embedding_fingerprint(files.settings))
 
 
 def profile_request(history: List[str], titles: Dict[str, str], files: DatasetFiles):

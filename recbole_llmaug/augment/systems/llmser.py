@@ -47,6 +47,7 @@ from recbole_llmaug.augment.text_embeddings import (
 )
 from recbole_llmaug.defaults import properties_dir, setting
 from recbole_llmaug.errors import UserError
+from recbole_llmaug.llm.settings import LLMSettings
 
 logger = logging.getLogger(__name__)
 
@@ -251,12 +252,6 @@ def _embed_answers(answers: List[str], settings) -> Dict[str, np.ndarray]:
 
 # ---------------------------------------------------------------- pseudo-prior items
 
-def _llm_fingerprint(files: DatasetFiles) -> dict:
-    from recbole_llmaug.llm.settings import LLMSettings
-
-    return LLMSettings.from_settings(files.settings).fingerprint()
-
-
 def pseudo_fingerprint(mode: str):
     def fingerprint(files: DatasetFiles) -> dict:
         found = {
@@ -266,7 +261,7 @@ def pseudo_fingerprint(mode: str):
             "item_title_field": setting(files.settings, "item_title_field"),
         }
         if mode.startswith("llm"):
-            found["llm"] = _llm_fingerprint(files)
+            found["llm"] = LLMSettings.fingerprint_of(files.settings)
         return found
     return fingerprint
 
@@ -346,7 +341,7 @@ def arv_fingerprint(picker: str):
                  "item_emb": files.output_hashes(ITEM_EMB.suffix),
                  "item_title_field": setting(files.settings, "item_title_field")}
         if picker == "llm":
-            found["llm"] = _llm_fingerprint(files)
+            found["llm"] = LLMSettings.fingerprint_of(files.settings)
         return found
     return fingerprint
 
