@@ -1,0 +1,281 @@
+"""One comparison of every system against its backbone, built from the benchmarks' records.
+
+Each benchmark (``bench_llmesr.py``, ``bench_llmser.py``, ``bench_llmrec.py``) writes a harness report whose
+JSON holds every run's record (seed, test result with the long-tail groups, cost fields). This script
+reads those reports, so nothing recorded is trained again, and for every declared *pair* (a system's
+variant against its backbone, on one dataset) writes:
+
+* a table per group set: backbone and system as mean ± std over seeds, the gain, and a paired t-test over
+  the seeds both have (``*`` p < 0.05, ``**`` p < 0.01; no mark: not significant or fewer than 2 pairs);
+* ``<out>_groups.png``: N@10 of backbone and system per long-tail group, one panel per pair;
+* ``<out>_cost.png``: gain in N@10 against the LLM cost of the augmentation (USD at the cost table's stated
+  price), one point per seed and the mean, for the pairs whose cost table is recorded.
+
+A pair whose report is missing is listed as pending (run its benchmark, the command is in its row).
+
+    python benchmarks/compare.py --dataset ml-100k --out benchmarks/results/compare_ml-100k
+"""
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.harness.reports import records_from_results, result_key  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+GROUP_SETS = {
+    "Overall and long-tail users": ("all", "tail_user", "head_user"),
+    "Long-tail items": ("tail_item", "head_item"),
+    "Short / medium / long users (LLMSeR's groups)": ("short_user", "medium_user", "long_user"),
+}
+FIGURE_GROUPS = ("all", "tail_user", "head_user", "tail_item", "head_item")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A system's variant against its backbone: where their runs are recorded and, optionally, the cost
+    table (``cost.py``'s JSON stem) and its variant name that price the system's augmentation."""
+
+    dataset: str
+    system: str
+    variant: str
+    backbone: str
+    report: str
+    command: str
+    cost: Optional[str] = None
+    cost_variant: Optional[str] = None
+
+
+PAIRS = [
+    Pair("beauty", "LLM-ESR", "LLMESR-SASRec", "SASRec", "llmesr_cpu_sasrec_5ep",
+         "python benchmarks/bench_llmesr.py run --models SASRec LLMESR-SASRec --epochs 5"),
+    Pair("beauty", "LLM-ESR", "LLMESR-GRU4Rec", "GRU4Rec", "llmesr_cpu_gru4rec_5ep",
+         "python benchmarks/bench_llmesr.py run --models GRU4Rec LLMESR-GRU4Rec --epochs 5"),
+    Pair("beauty", "LLM-ESR", "LLMESR-BERT4Rec", "BERT4Rec", "llmesr_cpu_bert4rec_3ep",
+         "python benchmarks/bench_llmesr.py run --models BERT4Rec LLMESR-BERT4Rec --epochs 3"),
+    Pair("beauty", "LLMSeR", "LLMSeR-SASRec", "SASRec", "llmser",
+         "python benchmarks/bench_llmser.py run --epochs 5 --seeds 2020 2021 2022 --protocol full uni100"),
+    Pair("beauty", "LLMSeR", "LLMSeR-GRU4Rec", "GRU4Rec", "llmser", "(the same command)"),
+    Pair("beauty", "LLMSeR", "LLMSeR-BERT4Rec", "BERT4Rec", "llmser", "(the same command)"),
+    Pair("ml-100k", "LLMRec", "LLMRec", "LightGCN", "llmrec",
+         "python benchmarks/bench_llmrec.py run --epochs 60 --seeds 2020 2021 2022 --jobs 2",
+         "llmrec_cost", "LLMRec"),
+    Pair("ml-100k", "LLMRec (augmented file)", "LightGCN-aug", "LightGCN", "llmrec", "(the same command)",
+         "llmrec_cost", "LightGCN-aug"),
+    Pair("ml-100k", "LLMRec (augmented file)", "BPR-aug", "BPR", "llmrec", "(the same command)",
+         "llmrec_cost", "BPR-aug"),
+    Pair("ml-100k", "LLMRec, both tuned", "LLMRec", "LightGCN", "llmrec_tuned_LLMRec+llmrec_tuned_LightGCN",
+         "README: LLMRec, its benchmark (the two searches, then each best config x 3 seeds)",
+         "llmrec_cost_tuned", "LLMRec"),
+]
+
+
+def load_runs(report: str, results: Path) -> Optional[list]:
+    """The finished run records of ``report`` (``a+b``: several reports pooled); ``None`` if one is missing."""
+    runs = []
+    for stem in report.split("+"):
+        path = results / f"{stem}.json"
+        if not path.is_file():
+            return None
+        runs += [run for run in records_from_results(json.loads(path.read_text())["results"]) if not run.get("failed")]
+    return runs
+
+
+def paired(base: list, system: list, key: str):
+    """``(pairs of (base, system) values, p)``: paired by seed when every run names one, else by position
+    (older records without seeds); ``p`` of a two-sided paired t-test, ``None`` under 2 pairs or no spread."""
+    have = lambda runs: [run for run in runs if key in run["test_result"]]  # noqa: E731
+    base, system = have(base), have(system)
+    if all(run.get("seed") is not None for run in base + system):
+        by_seed = {run["seed"]: run for run in base}
+        pairs = [(by_seed[run["seed"]]["test_result"][key], run["test_result"][key])
+                 for run in system if run["seed"] in by_seed]
+    else:
+        pairs = [(b["test_result"][key], s["test_result"][key]) for b, s in zip(base, system)]
+    differences = [s - b for b, s in pairs]
+    if len(pairs) < 2 or statistics.pstdev(differences) < 1e-12:  # equal gains up to rounding: no t statistic
+        return pairs, None
+    from scipy.stats import ttest_rel
+
+    return pairs, float(ttest_rel([s for _, s in pairs], [b for b, _ in pairs]).pvalue)
+
+
+def mark(p):
+    """``**`` for p < 0.01, ``*`` for p < 0.05, else nothing."""
+    return "" if p is None or math.isnan(p) else "**" if p < 0.01 else "*" if p < 0.05 else ""
+
+
+def cell(values):
+    if not values:
+        return "n/a"
+    return f"{statistics.mean(values):.4f}" + (f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else "")
+
+
+def compare_pair(pair: Pair, results: Path, metric: str = "ndcg@10"):
+    """``None`` if its report is missing; else per group: backbone and system values, gain, p."""
+    runs = load_runs(pair.report, results)
+    if runs is None:
+        return None
+    base = [run for run in runs if run["name"] == pair.backbone]
+    system = [run for run in runs if run["name"] == pair.variant]
+    groups = {}
+    for group in dict.fromkeys(g for gs in GROUP_SETS.values() for g in gs):
+        key = result_key(group, metric)
+        pairs, p = paired(base, system, key)
+        if not pairs:
+            continue
+        groups[group] = {"backbone": [b for b, _ in pairs], "system": [s for _, s in pairs],
+                         "gain": statistics.mean(s - b for b, s in pairs), "p": p}
+    return {"pair": pair, "groups": groups, "seeds": sorted({run.get("seed") for run in system}, key=str)}
+
+
+def pair_cost(pair: Pair, results: Path) -> Optional[dict]:
+    """The cost row of the pair's system in its cost table (``cost.py``'s JSON), with the stated price."""
+    if not pair.cost:
+        return None
+    path = results / f"{pair.cost}.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    row = next((row for row in data["variants"] if row["variant"] == pair.cost_variant), None)
+    return row and dict(row, price=data["price_per_million"])
+
+
+def tables(compared, metric):
+    """One markdown table per group set, a row per pair: backbone, system, gain and its significance."""
+    out = []
+    for caption, groups in GROUP_SETS.items():
+        header = ["dataset", "system", "backbone"] + [f"{group} {part}" for group in groups
+                                                      for part in ("backbone", "system", "gain")]
+        lines = [f"### {caption} ({metric})\n", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for pair, result in compared:
+            cells = [pair.dataset, f"{pair.system}: {pair.variant}", pair.backbone]
+            if result is None:
+                cells += ["pending"] * (3 * len(groups))
+            else:
+                for group in groups:
+                    entry = result["groups"].get(group)
+                    cells += (["n/a"] * 3 if entry is None else
+                              [cell(entry["backbone"]), cell(entry["system"]), f"{entry['gain']:+.4f}{mark(entry['p'])}"])
+            lines.append("| " + " | ".join(cells) + " |")
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+def group_figure(compared, path, metric):
+    """Grouped bars: ``metric`` of the backbone and the system per long-tail group, a panel per pair."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [(pair, result) for pair, result in compared if result]
+    if not done:
+        return None
+    columns = min(3, len(done))
+    rows = math.ceil(len(done) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    for axis, (pair, result) in zip(axes.flat, done):
+        groups = [group for group in FIGURE_GROUPS if group in result["groups"]]
+        x = range(len(groups))
+        for offset, (role, label) in zip((-0.2, 0.2), (("backbone", pair.backbone), ("system", pair.variant))):
+            means = [statistics.mean(result["groups"][g][role]) for g in groups]
+            axis.bar([i + offset for i in x], means, width=0.4, label=label)
+        top = max(statistics.mean(result["groups"][g][role]) for g in groups for role in ("backbone", "system"))
+        axis.set_ylim(0, top * 1.15 or 1)  # room for the significance marks
+        for i, group in enumerate(groups):
+            axis.annotate(mark(result["groups"][group]["p"]), (i + 0.2, statistics.mean(result["groups"][group]["system"])),
+                          ha="center", va="bottom")
+        axis.set_xticks(list(x), [g.replace("_", " ") for g in groups], fontsize=8)
+        axis.set_title(f"{pair.dataset}: {pair.system}", fontsize=9)
+        axis.set_ylabel(metric)
+        axis.legend(fontsize=7)
+    for axis in list(axes.flat)[len(done):]:
+        axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def cost_figure(compared, costs, path, metric):
+    """Gain in ``metric`` (overall) against USD of the augmentation: a point per seed and the mean per pair."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [(pair, result, costs[pair]) for pair, result in compared
+              if result and costs.get(pair) and "all" in result["groups"]]
+    if not points:
+        return None
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for pair, result, cost in points:
+        entry = result["groups"]["all"]
+        gains = [s - b for b, s in zip(entry["backbone"], entry["system"])]
+        seeds = axis.scatter([cost["usd"]] * len(gains), gains, alpha=0.4, s=18)
+        axis.scatter([cost["usd"]], [statistics.mean(gains)], marker="D", s=50, color=seeds.get_facecolor()[0][:3],
+                     label=f"{pair.dataset}, {pair.system}: {pair.variant} vs {pair.backbone}")
+    axis.axhline(0, color="grey", linewidth=0.8)
+    price = points[0][2]["price"]
+    axis.set_xlabel(f"LLM cost of the augmentation, USD (at \\${price['input']} / \\${price['output']} per M tokens)")
+    axis.set_ylabel(f"gain in {metric} over the backbone")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def report(dataset, results: Path, out: Path, metric="ndcg@10", command=""):
+    """Build the tables and figures of ``dataset`` (``all``: every pair) from ``results``; returns the markdown."""
+    pairs = [pair for pair in PAIRS if dataset in ("all", pair.dataset)]
+    compared = [(pair, compare_pair(pair, results, metric)) for pair in pairs]
+    costs = {pair: pair_cost(pair, results) for pair in pairs}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    groups_png = group_figure(compared, out.with_name(out.name + "_groups.png"), metric)
+    cost_png = cost_figure(compared, costs, out.with_name(out.name + "_cost.png"), metric)
+    lines = [f"# Every system against its backbone ({dataset})\n",
+             "Test results from each benchmark's records (nothing retrained): mean ± std over seeds, the gain "
+             "(system - backbone, mean of the seed pairs) and a paired t-test over the seeds (`*` p < 0.05, "
+             "`**` p < 0.01). Each pair keeps its own benchmark's split, protocol and epoch budget (its report).\n",
+             f"Command: `{command}`\n"]
+    if groups_png:
+        lines.append(f"![{metric} per long-tail group]({groups_png.name})\n")
+    if cost_png:
+        lines.append(f"![gain against LLM cost]({cost_png.name})\n")
+    lines.append(tables(compared, metric))
+    lines += ["", "### Where each pair comes from\n", "| pair | report | seeds | cost table | command |",
+              "|---|---|---|---|---|"]
+    for pair, result in compared:
+        seeds = "pending" if result is None else ", ".join(str(seed) for seed in result["seeds"])
+        cost = costs[pair]
+        cost_text = f"{pair.cost} (${cost['usd']:.2f}, {cost['calls']} calls)" if cost else "n/a"
+        lines.append(f"| {pair.system}: {pair.variant} vs {pair.backbone} | {pair.report} | {seeds} | {cost_text} "
+                     f"| `{pair.command}` |")
+    text = "\n".join(lines) + "\n"
+    out.with_name(out.name + ".md").write_text(text)
+    return text
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="all", help="beauty, ml-100k or all")
+    parser.add_argument("--results", default=str(RESULTS), help="folder of the benchmarks' reports")
+    parser.add_argument("--metric", default="ndcg@10")
+    parser.add_argument("--out", required=True, help="writes <out>.md, <out>_groups.png, <out>_cost.png")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    print(report(args.dataset, Path(args.results), Path(args.out), args.metric,
+                 " ".join(["python benchmarks/compare.py", *argv])))
+
+
+if __name__ == "__main__":
+    main()

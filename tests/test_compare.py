@@ -1,0 +1,64 @@
+"""``benchmarks/compare.py``: the comparison report built from a handful of tiny run records (no training):
+means, gains and the paired test by hand, pending pairs, seed pairing, and the two figures."""
+
+import json
+
+import pytest
+from scipy.stats import ttest_rel
+
+from benchmarks import compare
+from benchmarks.harness.reports import result_key
+
+
+def runs(name, values_by_seed, seeds=True):
+    """Run records whose every (group, ndcg@10) key has the seed's value (tail items: a tenth of it)."""
+    records = []
+    for seed, value in values_by_seed.items():
+        result = {result_key(g, "ndcg@10"): value for g in ("all", "tail_user", "head_user", "head_item")}
+        result[result_key("tail_item", "ndcg@10")] = value / 10
+        records.append({"name": name, "test_result": result} | ({"seed": seed} if seeds else {}))
+    return records
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    base = runs("Base", {1: 0.10, 2: 0.12, 3: 0.14})
+    better = runs("Sys", {3: 0.150, 1: 0.111, 2: 0.132})  # gains 0.011, 0.012, 0.010, listed out of seed order
+    (tmp_path / "rep.json").write_text(json.dumps({"command": "x", "results": {"Base": base, "Sys": better}}))
+    (tmp_path / "cost.json").write_text(json.dumps({"price_per_million": {"input": 1, "output": 2, "embedding": 0},
+                                                    "variants": [{"variant": "Sys", "usd": 0.5, "calls": 10}]}))
+    monkeypatch.setattr(compare, "PAIRS", [
+        compare.Pair("toy", "S", "Sys", "Base", "rep", "bench toy", "cost", "Sys"),
+        compare.Pair("toy", "Later", "Other", "Base", "missing_report", "bench later"),
+        compare.Pair("elsewhere", "S", "Sys", "Base", "rep", "bench"),
+    ])
+    return tmp_path
+
+
+def test_report_from_records_by_hand(results):
+    text = compare.report("toy", results, results / "out" / "cmp", command="python benchmarks/compare.py")
+    p = ttest_rel([0.111, 0.132, 0.150], [0.10, 0.12, 0.14]).pvalue
+    assert p < 0.01  # consistent gains: two stars
+    assert "| toy | S: Sys | Base | 0.1200 ± 0.0200 | 0.1310 ± 0.0195 | +0.0110** |" in text
+    assert "| toy | Later: Other | Base | pending |" in text
+    assert "elsewhere" not in text  # another dataset's pair
+    assert "| S: Sys vs Base | rep | 1, 2, 3 | cost ($0.50, 10 calls) | `bench toy` |" in text
+    for figure in ("cmp_groups.png", "cmp_cost.png"):
+        assert (results / "out" / figure).read_bytes()[:4] == b"\x89PNG"
+        assert f"]({figure})" in text
+    assert (results / "out" / "cmp.md").read_text() == text
+
+
+def test_pairs_by_seed_and_by_position_and_no_test_without_spread():
+    base = runs("B", {1: 0.1, 2: 0.2})
+    system = runs("S", {2: 0.25, 1: 0.1})
+    pairs, p = compare.paired(base, system, "ndcg@10")
+    assert sorted(pairs) == [(0.1, 0.1), (0.2, 0.25)] and p is not None and compare.mark(p) == ""
+    # older records without seeds pair by position
+    pairs, _ = compare.paired(runs("B", {1: 0.1, 2: 0.2}, seeds=False), runs("S", {1: 0.3, 2: 0.4}, seeds=False),
+                              "ndcg@10")
+    assert pairs == [(0.1, 0.3), (0.2, 0.4)]
+    # the same gain on every seed: no spread, no test (a t statistic would divide by zero)
+    _, p = compare.paired(runs("B", {1: 0.1, 2: 0.2}), runs("S", {1: 0.2, 2: 0.3}), "ndcg@10")
+    assert p is None
+    assert (compare.mark(0.001), compare.mark(0.03), compare.mark(0.2), compare.mark(None)) == ("**", "*", "", "")
