@@ -77,15 +77,29 @@ PAIRS = [
 ]
 
 
-def load_runs(report: str, results: Path) -> Optional[list]:
-    """The finished run records of ``report`` (``a+b``: several reports pooled); ``None`` if one is missing."""
+def load_runs(report: str, results: Path, protocol: str = "full") -> Optional[list]:
+    """The finished runs of ``report`` (``a+b``: several reports pooled), each with ``test_result`` under
+    ``protocol``: its own test when it was trained under it, else its ``extra_test_results`` entry (a run
+    without one is left out); a sampled protocol also reads ``<report>_<protocol>.json`` (runs trained
+    under it) when there is one. ``None`` if a report is missing."""
     runs = []
     for stem in report.split("+"):
-        path = results / f"{stem}.json"
-        if not path.is_file():
+        paths = [results / f"{stem}.json"] + ([results / f"{stem}_{protocol}.json"] if protocol != "full" else [])
+        if not paths[0].is_file():
             return None
-        runs += [run for run in records_from_results(json.loads(path.read_text())["results"]) if not run.get("failed")]
+        for path in filter(Path.is_file, paths):
+            for run in records_from_results(json.loads(path.read_text())["results"]):
+                result = None if run.get("failed") else test_of(run, protocol)
+                if result is not None:
+                    runs.append(dict(run, test_result=result))
     return runs
+
+
+def test_of(run: dict, protocol: str) -> Optional[dict]:
+    """A run's test result under ``protocol`` (``full``, ``uni100``...), ``None`` when it was not tested so."""
+    if run.get("protocol", "full") == protocol:
+        return run["test_result"]
+    return (run.get("extra_test_results") or {}).get(protocol)
 
 
 def paired(base: list, system: list, key: str):
@@ -118,13 +132,15 @@ def cell(values):
     return f"{statistics.mean(values):.4f}" + (f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else "")
 
 
-def compare_pair(pair: Pair, results: Path, metric: str = "ndcg@10"):
+def compare_pair(pair: Pair, results: Path, metric: str = "ndcg@10", protocol: str = "full"):
     """``None`` if its report is missing; else per group: backbone and system values, gain, p."""
-    runs = load_runs(pair.report, results)
+    runs = load_runs(pair.report, results, protocol)
     if runs is None:
         return None
     base = [run for run in runs if run["name"] == pair.backbone]
     system = [run for run in runs if run["name"] == pair.variant]
+    if not base or not system:  # not recorded (yet) under this protocol
+        return None
     groups = {}
     for group in dict.fromkeys(g for gs in GROUP_SETS.values() for g in gs):
         key = result_key(group, metric)
@@ -234,18 +250,20 @@ def cost_figure(compared, costs, path, metric):
     return path
 
 
-def report(dataset, results: Path, out: Path, metric="ndcg@10", command=""):
-    """Build the tables and figures of ``dataset`` (``all``: every pair) from ``results``; returns the markdown."""
+def report(dataset, results: Path, out: Path, metric="ndcg@10", command="", protocol="full"):
+    """Build the tables and figures of ``dataset`` (``all``: every pair) from ``results`` under the test
+    ``protocol``; returns the markdown."""
     pairs = [pair for pair in PAIRS if dataset in ("all", pair.dataset)]
-    compared = [(pair, compare_pair(pair, results, metric)) for pair in pairs]
+    compared = [(pair, compare_pair(pair, results, metric, protocol)) for pair in pairs]
     costs = {pair: pair_cost(pair, results) for pair in pairs}
     out.parent.mkdir(parents=True, exist_ok=True)
     groups_png = group_figure(compared, out.with_name(out.name + "_groups.png"), metric)
     cost_png = cost_figure(compared, costs, out.with_name(out.name + "_cost.png"), metric)
-    lines = [f"# Every system against its backbone ({dataset})\n",
+    lines = [f"# Every system against its backbone ({dataset}, test protocol `{protocol}`)\n",
              "Test results from each benchmark's records (nothing retrained): mean ± std over seeds, the gain "
              "(system - backbone, mean of the seed pairs) and a paired t-test over the seeds (`*` p < 0.05, "
-             "`**` p < 0.01). Each pair keeps its own benchmark's split, protocol and epoch budget (its report).\n",
+             "`**` p < 0.01). Each pair keeps its own benchmark's split and epoch budget (its report); a pair "
+             f"not tested under `{protocol}` reads pending.\n",
              f"Command: `{command}`\n"]
     if groups_png:
         lines.append(f"![{metric} per long-tail group]({groups_png.name})\n")
@@ -270,11 +288,12 @@ def main(argv=None):
     parser.add_argument("--dataset", default="all", help="beauty, ml-100k or all")
     parser.add_argument("--results", default=str(RESULTS), help="folder of the benchmarks' reports")
     parser.add_argument("--metric", default="ndcg@10")
+    parser.add_argument("--protocol", default="full", help="test protocol: full, or a sampled one such as uni100")
     parser.add_argument("--out", required=True, help="writes <out>.md, <out>_groups.png, <out>_cost.png")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     print(report(args.dataset, Path(args.results), Path(args.out), args.metric,
-                 " ".join(["python benchmarks/compare.py", *argv])))
+                 " ".join(["python benchmarks/compare.py", *argv]), args.protocol))
 
 
 if __name__ == "__main__":

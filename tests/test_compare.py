@@ -62,3 +62,20 @@ def test_pairs_by_seed_and_by_position_and_no_test_without_spread():
     _, p = compare.paired(runs("B", {1: 0.1, 2: 0.2}), runs("S", {1: 0.2, 2: 0.3}), "ndcg@10")
     assert p is None
     assert (compare.mark(0.001), compare.mark(0.03), compare.mark(0.2), compare.mark(None)) == ("**", "*", "", "")
+
+
+def test_a_sampled_protocol_reads_extra_tests_and_its_own_report(results):
+    """``--protocol uni100``: a full-ranking run's ``extra_test_results`` entry, or a run trained under uni100
+    (``<report>_uni100.json``); a pair with neither is pending."""
+    data = json.loads((results / "rep.json").read_text())
+    for run in data["results"]["Base"]:
+        run["extra_test_results"] = {"uni100": {"ndcg@10": 0.5}}
+    (results / "rep.json").write_text(json.dumps(data))
+    trained = runs("Sys", {1: 0.6, 2: 0.6, 3: 0.6})
+    for run in trained:
+        run["protocol"] = "uni100"
+    (results / "rep_uni100.json").write_text(json.dumps({"command": "y", "results": {"Sys": trained}}))
+    text = compare.report("toy", results, results / "u", protocol="uni100")
+    assert "test protocol `uni100`" in text
+    assert "| toy | S: Sys | Base | 0.5000 ± 0.0000 | 0.6000 ± 0.0000 | +0.1000 |" in text
+    assert compare.compare_pair(compare.PAIRS[0], results, protocol="pop50") is None  # never tested so
