@@ -37,7 +37,7 @@ from recbole_llmaug.llm import (
     selection_request,
 )
 from recbole_llmaug.llm.cache import SqliteCache
-from recbole_llmaug.llm.chat import CHAT_CACHE_FILE
+from recbole_llmaug.llm.chat import CHAT_CACHE_FILE, CallStats
 from recbole_llmaug.llm.schema import answer_token_bound, check_object, json_bound
 from recbole_llmaug.llm.selection import labels_grammar, parse_labels, selection_schema
 from recbole_llmaug.llm.settings import free_cores
@@ -488,9 +488,11 @@ def test_sharded_selections_match_local_and_fill_the_driver_cache(ray_cluster, f
     fake_server.default = (200, reply, {}, 0.0)
     requests = [SelectionRequest(({"role": "user", "content": f"user {index}"},), ("A1", "B2"), 1) for index in range(5)]
     sharded_settings = dict(settings, ray_address="local", augment_shard_size=2, worker_cache=str(tmp_path / "node2"))
+    stats = CallStats()
     sharded = sharding._chat_sharded(select_shard_on_another_machine, requests, sharded_settings, "ray-v1",
-                                     tmp_path / "sel_shards", "selections", SelectionResult)
+                                     tmp_path / "sel_shards", "selections", SelectionResult, stats)
     assert [result.ids for result in sharded] == [["A1"], ["B2"], ["A1"], ["B2"], ["A1"]]
+    assert stats.calls == 5 and stats.cache_hits == 0 and stats.prompt_tokens > 0  # the workers' counts
     assert len(fake_server.requests) == 5 and (tmp_path / "node2" / CHAT_CACHE_FILE).is_file()
     # the public entry, on the driver's cache: the workers' answers were copied there, so no call is made
     assert sharding.run_many_sharded(requests, sharded_settings, "ray-v1")[1].ids == ["B2"]

@@ -265,7 +265,7 @@ def embed_texts_sharded(texts: Sequence[str], settings: Mapping, output: Path, d
 
 
 def _chat_sharded(work, requests: Sequence, settings: Mapping, prompt_version: str, folder, desc: str,
-                  result_type) -> list:
+                  result_type, stats: Optional[CallStats] = None) -> list:
     llm = LLMSettings.from_settings(settings)
     identity = {"kind": work.__name__, "base_url": llm.base_url, "model": llm.model, "prompt_version": prompt_version,
                 "sampling": [llm.temperature, llm.top_p, llm.max_tokens, llm.selection_max_tokens, llm.selection_format]}
@@ -273,6 +273,8 @@ def _chat_sharded(work, requests: Sequence, settings: Mapping, prompt_version: s
         folder = llm.cache_dir / "shards" / stable_hash({"identity": identity,
                                                          "requests": [repr(request) for request in requests]})[:16]
     outputs = run_sharded(work, list(requests), settings, folder, identity, desc, args=(prompt_version,))
+    if stats is not None:  # the workers' own counts (calls, correction rounds, tokens), as a local client keeps them
+        stats.add(**{name: sum(out.get("stats", {}).get(name, 0) for out in outputs) for name in STAT_NAMES})
     return [result_type(**result) for out in outputs for result in out["results"]]
 
 
@@ -287,8 +289,9 @@ def run_many_sharded(requests: Sequence, settings: Mapping, prompt_version: str,
 
 
 def run_many_json_sharded(requests: Sequence, settings: Mapping, prompt_version: str, folder: Optional[Path] = None,
-                          desc: str = "LLM objects") -> list:
-    """:func:`~recbole_llmaug.llm.structured.run_many_json` over Ray tasks (``JsonResult`` per request, in order)."""
+                          desc: str = "LLM objects", stats: Optional[CallStats] = None) -> list:
+    """:func:`~recbole_llmaug.llm.structured.run_many_json` over Ray tasks (``JsonResult`` per request, in order);
+    the workers' counts are added to ``stats`` when given."""
     from recbole_llmaug.llm.structured import JsonResult
 
-    return _chat_sharded(json_shard, requests, settings, prompt_version, folder, desc, JsonResult)
+    return _chat_sharded(json_shard, requests, settings, prompt_version, folder, desc, JsonResult, stats)

@@ -138,7 +138,7 @@ def _history_titles(history: List[str], titles: Dict[str, str], files: DatasetFi
 
 def _run_json(files: DatasetFiles, requests: list, version: str, desc: str, output: Path):
     """Results of ``requests`` (``JsonRequest``s) and the usage for the manifest; over Ray with ``ray_address``."""
-    from recbole_llmaug.llm.chat import open_chat_client
+    from recbole_llmaug.llm.chat import CallStats, open_chat_client
     from recbole_llmaug.llm.structured import run_many_json
 
     if not requests:
@@ -146,11 +146,9 @@ def _run_json(files: DatasetFiles, requests: list, version: str, desc: str, outp
     if setting(files.settings, "ray_address"):
         from recbole_llmaug.llm.sharding import run_many_json_sharded, shard_folder
 
-        results = run_many_json_sharded(requests, files.settings, version, shard_folder(output), desc=desc)
-        tokens = [(r.prompt_tokens, r.completion_tokens) for r in results if not r.cached]
-        return results, {"model": LLMSettings.from_settings(files.settings).model, "requests": len(requests),
-                         "prompt_tokens": sum(t[0] for t in tokens), "completion_tokens": sum(t[1] for t in tokens),
-                         "failures": sum(not r.valid for r in results)}
+        stats = CallStats()
+        results = run_many_json_sharded(requests, files.settings, version, shard_folder(output), desc=desc, stats=stats)
+        return results, dict(stats.as_dict(), model=LLMSettings.from_settings(files.settings).model)
     with open_chat_client(files.settings) as client:
         results = run_many_json(client, requests, version, desc=desc)
         return results, dict(client.stats.as_dict(), model=client.model)
