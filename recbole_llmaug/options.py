@@ -158,3 +158,13 @@ def validate(settings: dict, extra: Iterable[Option] = (), origin: Optional[Mapp
             )
         settings[name] = value
     return settings
+
+
+def validate_model_options(config, options: Iterable[Option]) -> dict:
+    """A model's own ``options`` as its RecBole ``config`` holds them, checked with :func:`validate`.
+
+    A run checks them before any work (``config.load_settings``); this covers a model built from a RecBole
+    ``Config`` directly. Every option must be there (the model's yaml sets them all): a missing one reads
+    as ``None``, which only an optional option allows."""
+    options = tuple(options)
+    return validate({option.name: config[option.name] for option in options}, options)

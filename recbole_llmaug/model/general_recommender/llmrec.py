@@ -41,7 +41,7 @@ from recbole.utils import InputType
 from torch import nn
 
 from recbole_llmaug.augment.systems.llmrec import AUGMENT_OPTIONS
-from recbole_llmaug.options import Option, validate
+from recbole_llmaug.options import Option, validate_model_options
 
 PRUNE_MODES = ("lowest_kept", "paper_literal", "off")
 
@@ -92,7 +92,7 @@ class LLMRec(LightGCN):
     def __init__(self, config, dataset):
         # RecBole's LightGCN first: ID embeddings, the symmetric adjacency, its initialisation (same draws)
         super().__init__(config, dataset)
-        validate({option.name: config[option.name] for option in self.OPTIONS if option.name in config}, self.OPTIONS)
+        validate_model_options(config, self.OPTIONS)
         if not hasattr(dataset, "augmented_triples"):
             raise ValueError(
                 "LLMRec is built on its LLMRecDataset, which loads the augmented data: create the dataset with "

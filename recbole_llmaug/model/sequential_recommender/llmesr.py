@@ -31,7 +31,7 @@ from recbole.model.layers import TransformerEncoder
 from recbole.utils import InputType
 
 from recbole_llmaug.data.llmesr import distills, needs_item_embeddings
-from recbole_llmaug.options import Option, validate
+from recbole_llmaug.options import Option, validate_model_options
 
 BACKBONES = ("SASRec", "GRU4Rec", "BERT4Rec")
 TEACHER_MODES = ("epoch", "batch")
@@ -128,9 +128,7 @@ class LLMESR(SequentialRecommender):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        # a run checks these before any work (config.load_settings); a model built from a RecBole
-        # Config directly is checked here, from the same declarations
-        validate({option.name: config[option.name] for option in self.OPTIONS}, self.OPTIONS)
+        validate_model_options(config, self.OPTIONS)
         self.USER_ID = config["USER_ID_FIELD"]
         self.backbone = config["backbone"]
         self.is_cloze = self.backbone == "BERT4Rec"

@@ -28,7 +28,7 @@ from recbole.utils import InputType
 from recbole.utils import get_model as recbole_get_model
 
 from recbole_llmaug.augment.systems.llmser import ARV_PICKERS, PSEUDO_MODES
-from recbole_llmaug.options import Option, validate
+from recbole_llmaug.options import Option, validate_model_options
 
 BACKBONES = ("SASRec", "GRU4Rec", "BERT4Rec")
 
@@ -79,7 +79,7 @@ class LLMSeR(SequentialRecommender):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        validate({option.name: config[option.name] for option in self.OPTIONS}, self.OPTIONS)
+        validate_model_options(config, self.OPTIONS)
         if not hasattr(dataset, "pseudo_items"):
             raise ValueError(
                 "LLMSeR is built on its LLMSeRDataset, which loads the augmented data: create the dataset "
