@@ -60,6 +60,7 @@ from recbole_llmaug.augment.text_embeddings import (
 )
 from recbole_llmaug.defaults import properties_dir, setting
 from recbole_llmaug.errors import UserError
+from recbole_llmaug.llm.prompts import compact_title, title_max_chars
 from recbole_llmaug.llm.settings import LLMSettings
 from recbole_llmaug.options import Option
 
@@ -123,17 +124,13 @@ def train_histories(files: DatasetFiles) -> Dict[str, List[str]]:
     return {user: parts.train for user, parts in the_split(files).users.items() if parts.train}
 
 
-def _title_chars(files: DatasetFiles) -> int:
-    return int(setting(files.settings, "llm_title_max_chars"))
-
-
 def _history_titles(history: List[str], titles: Dict[str, str], files: DatasetFiles) -> str:
-    from recbole_llmaug.llm.prompts import compact_title
 
     limit = int(setting(files.settings, "user_text_max_items"))
     named = [titles[item] for item in history if item in titles]
     named = named[-limit:] if limit > 0 else named
-    return "\n".join(f"- {compact_title(title, _title_chars(files))}" for title in named) or "(no titled item)"
+    chars = title_max_chars(files.settings)
+    return "\n".join(f"- {compact_title(title, chars)}" for title in named) or "(no titled item)"
 
 
 def _run_json(files: DatasetFiles, requests: list, version: str, desc: str, output: Path):
@@ -248,7 +245,8 @@ def edges_fingerprint(files: DatasetFiles) -> dict:
     return dict(_split_fingerprint(files), version=EDGES_PROMPT_VERSION,
                 candidates=files.output_hashes(CANDIDATES.suffix), llm=LLMSettings.fingerprint_of(files.settings),
                 item_title_field=setting(files.settings, "item_title_field"),
-                title_chars=_title_chars(files), history_items=int(setting(files.settings, "user_text_max_items")))
+                title_chars=title_max_chars(files.settings),
+                history_items=int(setting(files.settings, "user_text_max_items")))
 
 
 def two_different(value: dict) -> Optional[str]:
@@ -263,11 +261,11 @@ def two_different(value: dict) -> Optional[str]:
 def edge_request(history: List[str], candidates: List[str], titles: Dict[str, str], files: DatasetFiles):
     """One user's prompt (shared instruction first, then the training titles and the labelled candidates)
     and its schema: ``liked`` and ``disliked`` each one of the candidates' labels."""
-    from recbole_llmaug.llm.prompts import candidate_labels, compact_title
+    from recbole_llmaug.llm.prompts import candidate_labels
     from recbole_llmaug.llm.structured import JsonRequest
 
     labels = candidate_labels(len(candidates), "letters")
-    listing = "\n".join(f"{label}: {compact_title(titles.get(item, item), _title_chars(files))}"
+    listing = "\n".join(f"{label}: {compact_title(titles.get(item, item), title_max_chars(files.settings))}"
                         for label, item in zip(labels, candidates))
     messages = ({"role": "system", "content": EDGES_INSTRUCTION},
                 {"role": "user", "content": f"Interacted with:\n{_history_titles(history, titles, files)}"
@@ -358,7 +356,8 @@ PROFILE_LABELS = {"age_range": "Age", "gender": "Gender", "liked_categories": "L
 def profiles_fingerprint(files: DatasetFiles) -> dict:
     return dict(_split_fingerprint(files), version=PROFILES_PROMPT_VERSION,
                 max_chars=int(setting(files.settings, "llmrec_attribute_max_chars")),
-                item_title_field=setting(files.settings, "item_title_field"), title_chars=_title_chars(files),
+                item_title_field=setting(files.settings, "item_title_field"),
+                title_chars=title_max_chars(files.settings),
                 history_items=int(setting(files.settings, "user_text_max_items")),
                 llm=LLMSettings.fingerprint_of(files.settings), embedding=_embedding_fingerprint(files.settings))
 

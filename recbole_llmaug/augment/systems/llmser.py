@@ -47,15 +47,15 @@ from recbole_llmaug.augment.text_embeddings import (
 )
 from recbole_llmaug.defaults import properties_dir, setting
 from recbole_llmaug.errors import UserError
+from recbole_llmaug.llm.prompts import compact_title, title_max_chars
 from recbole_llmaug.llm.settings import LLMSettings
 
 logger = logging.getLogger(__name__)
 
 CCG_VERSION = "llmser-ccg-v1"
 ARV_VERSION = "llmser-arv-candidates-v1"
-SIA_PROMPT_VERSION = "llmser-sia-v1"
-ARV_PROMPT_VERSION = "llmser-arv-v1"
-TITLE_CHARS = 80  # compact titles: a long product title is cut, not dropped
+SIA_PROMPT_VERSION = "llmser-sia-v2"  # v2: titles cut by llm_title_max_chars (v1: 80 characters)
+ARV_PROMPT_VERSION = "llmser-arv-v2"
 HISTORY_ITEMS = 20  # most recent training items shown in a prompt
 PSEUDO_MODES = ("llm-ids", "llm-ids-nofilter", "llm-text", "embedding", "none")
 ARV_PICKERS = ("llm", "embedding", "none")
@@ -71,8 +71,10 @@ def augmented_users(histories: Dict[str, List[str]], settings) -> List[str]:
 
 
 def titles_of(files: DatasetFiles) -> Dict[str, str]:
-    return {item: title if len(title) <= TITLE_CHARS else title[:TITLE_CHARS - 1].rstrip() + "…"
-            for item, title in item_titles(files, "LLMSeR prompts").items()}
+    """The titles in LLMSeR's prompts, cut as every prompt of the LLM stage cuts them (``llm_title_max_chars``,
+    at a word boundary): a long product title is shortened, not dropped, and costs fewer prompt tokens."""
+    limit = title_max_chars(files.settings)
+    return {item: compact_title(title, limit) for item, title in item_titles(files, "LLMSeR prompts").items()}
 
 
 def _model_fingerprint(files: DatasetFiles, epochs_key: str) -> dict:
@@ -255,7 +257,8 @@ def _embed_answers(answers: List[str], settings) -> Dict[str, np.ndarray]:
 def pseudo_fingerprint(mode: str):
     def fingerprint(files: DatasetFiles) -> dict:
         found = {
-            "mode": mode, "prompt_version": SIA_PROMPT_VERSION, "title_chars": TITLE_CHARS, "history_items": HISTORY_ITEMS,
+            "mode": mode, "prompt_version": SIA_PROMPT_VERSION, "title_chars": title_max_chars(files.settings),
+            "history_items": HISTORY_ITEMS,
             "candidates": files.output_hashes(CCG.suffix), "item_emb": files.output_hashes(ITEM_EMB.suffix),
             "select": int(setting(files.settings, "llmser_select")), "keep": int(setting(files.settings, "llmser_keep")),
             "item_title_field": setting(files.settings, "item_title_field"),
@@ -336,7 +339,7 @@ def pseudo_builder(mode: str):
 
 def arv_fingerprint(picker: str):
     def fingerprint(files: DatasetFiles) -> dict:
-        found = {"picker": picker, "prompt_version": ARV_PROMPT_VERSION, "title_chars": TITLE_CHARS,
+        found = {"picker": picker, "prompt_version": ARV_PROMPT_VERSION, "title_chars": title_max_chars(files.settings),
                  "history_items": HISTORY_ITEMS, "candidates": files.output_hashes(ARV_CANDIDATES.suffix),
                  "item_emb": files.output_hashes(ITEM_EMB.suffix),
                  "item_title_field": setting(files.settings, "item_title_field")}
