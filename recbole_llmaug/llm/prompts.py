@@ -18,7 +18,6 @@ import string
 from typing import Mapping, Optional, Sequence
 
 from recbole_llmaug.augment.text import clean_value
-from recbole_llmaug.defaults import setting
 from recbole_llmaug.llm.selection import SelectionRequest
 
 ELLIPSIS = "..."
@@ -26,11 +25,6 @@ NEXT_ITEM_INSTRUCTION = (
     "Recommend: pick the {k} candidate(s) the user will most likely interact with next. "
     "The user's items are listed oldest first."
 )
-
-
-def title_max_chars(settings: Mapping) -> int:
-    """``llm_title_max_chars``: how long a title may be in any prompt of the LLM stage (0: whole)."""
-    return int(setting(settings, "llm_title_max_chars"))
 
 
 def compact_title(title: Optional[str], max_chars: int) -> str:

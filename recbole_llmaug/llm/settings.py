@@ -171,3 +171,9 @@ class EmbeddingSettings:
             threads=_optional_number(settings, "embedding_threads", int, 1),
             cache_dir=cache_dir(settings),
         )
+
+
+def title_max_chars(settings: Mapping) -> int:
+    """``llm_title_max_chars``: how long a title may be in any prompt of the LLM stage (0: whole titles).
+    Here, not in ``llm.prompts``, so that an augmentor's fingerprint reads it without loading the client."""
+    return int(setting(settings, "llm_title_max_chars"))

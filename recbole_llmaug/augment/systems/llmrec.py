@@ -60,8 +60,7 @@ from recbole_llmaug.augment.text_embeddings import (
 )
 from recbole_llmaug.defaults import properties_dir, setting
 from recbole_llmaug.errors import UserError
-from recbole_llmaug.llm.prompts import compact_title, title_max_chars
-from recbole_llmaug.llm.settings import LLMSettings
+from recbole_llmaug.llm.settings import LLMSettings, title_max_chars
 from recbole_llmaug.options import Option
 
 logger = logging.getLogger(__name__)
@@ -125,6 +124,7 @@ def train_histories(files: DatasetFiles) -> Dict[str, List[str]]:
 
 
 def _history_titles(history: List[str], titles: Dict[str, str], files: DatasetFiles) -> str:
+    from recbole_llmaug.llm.prompts import compact_title
 
     limit = int(setting(files.settings, "user_text_max_items"))
     named = [titles[item] for item in history if item in titles]
@@ -261,7 +261,7 @@ def two_different(value: dict) -> Optional[str]:
 def edge_request(history: List[str], candidates: List[str], titles: Dict[str, str], files: DatasetFiles):
     """One user's prompt (shared instruction first, then the training titles and the labelled candidates)
     and its schema: ``liked`` and ``disliked`` each one of the candidates' labels."""
-    from recbole_llmaug.llm.prompts import candidate_labels
+    from recbole_llmaug.llm.prompts import candidate_labels, compact_title
     from recbole_llmaug.llm.structured import JsonRequest
 
     labels = candidate_labels(len(candidates), "letters")

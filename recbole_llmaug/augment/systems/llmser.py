@@ -47,8 +47,7 @@ from recbole_llmaug.augment.text_embeddings import (
 )
 from recbole_llmaug.defaults import properties_dir, setting
 from recbole_llmaug.errors import UserError
-from recbole_llmaug.llm.prompts import compact_title, title_max_chars
-from recbole_llmaug.llm.settings import LLMSettings
+from recbole_llmaug.llm.settings import LLMSettings, title_max_chars
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +72,8 @@ def augmented_users(histories: Dict[str, List[str]], settings) -> List[str]:
 def titles_of(files: DatasetFiles) -> Dict[str, str]:
     """The titles in LLMSeR's prompts, cut as every prompt of the LLM stage cuts them (``llm_title_max_chars``,
     at a word boundary): a long product title is shortened, not dropped, and costs fewer prompt tokens."""
+    from recbole_llmaug.llm.prompts import compact_title
+
     limit = title_max_chars(files.settings)
     return {item: compact_title(title, limit) for item, title in item_titles(files, "LLMSeR prompts").items()}
 
