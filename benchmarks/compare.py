@@ -27,7 +27,7 @@ from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness.reports import records_from_results, result_key  # noqa: E402
+from benchmarks.harness.reports import read_records, result_key  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GROUP_SETS = {
@@ -88,7 +88,7 @@ def load_runs(report: str, results: Path, protocol: str = "full") -> Optional[li
         if not paths[0].is_file():
             return None
         for path in filter(Path.is_file, paths):
-            for run in records_from_results(json.loads(path.read_text())["results"]):
+            for run in read_records(path):
                 result = None if run.get("failed") else test_of(run, protocol)
                 if result is not None:
                     runs.append(dict(run, test_result=result))
@@ -185,13 +185,19 @@ def tables(compared, metric):
     return "\n\n".join(out)
 
 
-def group_figure(compared, path, metric):
-    """Grouped bars: ``metric`` of the backbone and the system per long-tail group, a panel per pair."""
+def _pyplot():
+    """matplotlib's pyplot on the file-only backend (no display on a server)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def group_figure(compared, path, metric):
+    """Grouped bars: ``metric`` of the backbone and the system per long-tail group, a panel per pair."""
+    plt = _pyplot()
     done = [(pair, result) for pair, result in compared if result]
     if not done:
         return None
@@ -223,11 +229,7 @@ def group_figure(compared, path, metric):
 
 def cost_figure(compared, costs, path, metric):
     """Gain in ``metric`` (overall) against USD of the augmentation: a point per seed and the mean per pair."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     points = [(pair, result, costs[pair]) for pair, result in compared
               if result and costs.get(pair) and "all" in result["groups"]]
     if not points:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness.reports import records_from_results  # noqa: E402
+from benchmarks.harness.reports import read_records  # noqa: E402
 
 # A stated price (USD per million tokens): OpenAI's list prices for gpt-4o-mini and text-embedding-3-small.
 DEFAULT_PRICE = {"input": 0.15, "output": 0.60, "embedding": 0.02}
@@ -178,8 +178,7 @@ def main(argv=None):
     price = dict(zip(("input", "output", "embedding"), args.price))
     suffixes = list(dict.fromkeys(suffix for stage in uses.values() for suffix in stage))
     stages = read_stages(args.data_dir, args.dataset, suffixes)
-    records = [record for path in args.results
-               for record in records_from_results(json.loads(Path(path).read_text())["results"])]
+    records = [record for path in args.results for record in read_records(path)]
     rows = cost_rows(stages, uses, records, args.baseline, args.metrics, price, baselines)
     command = " ".join(["python benchmarks/cost.py", *argv])
     text = markdown(stages, rows, args.baseline, price, command)

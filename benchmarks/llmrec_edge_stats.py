@@ -17,22 +17,25 @@ import collections
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-def read_rows(path):
-    """Rows of an atomic file (tab-separated, header skipped) as lists of strings."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [line.split("\t") for line in lines[1:] if line.strip()]
+from recbole_llmaug.augment.atomic import read_atomic, read_token_lists  # noqa: E402
+
+
+def read_rows(path, columns: int):
+    """The first ``columns`` fields of each row of an atomic file, as tuples."""
+    table = read_atomic(Path(path))
+    return list(zip(*(table.frame[name] for name in list(table.types)[:columns])))
 
 
 def edge_stats(folder: Path, dataset: str) -> dict:
     """Per candidate rank: the held-out share, and how many liked / disliked picks the LLM made there."""
-    held = {(row[0], row[1]) for name in ("llmrec_valid", "llmrec_test")
-            for row in read_rows(folder / f"{dataset}.{name}.inter")}
-    candidates = {row[0]: row[1].split() for row in read_rows(folder / f"{dataset}.lrcand")}
+    held = {pair for name in ("llmrec_valid", "llmrec_test") for pair in read_rows(folder / f"{dataset}.{name}.inter", 2)}
+    candidates = read_token_lists(folder / f"{dataset}.lrcand")
     size = max(len(items) for items in candidates.values())
     held_at = [sum((user, items[rank]) in held for user, items in candidates.items() if rank < len(items))
                for rank in range(size)]
-    triples = [row[:3] for row in read_rows(folder / f"{dataset}.lredge")]
+    triples = read_rows(folder / f"{dataset}.lredge", 3)
     liked = collections.Counter(candidates[user].index(pos) for user, pos, _ in triples)
     disliked = collections.Counter(candidates[user].index(neg) for user, _, neg in triples)
     return {"users": len(candidates), "triples": len(triples), "held_at": held_at, "liked": liked,

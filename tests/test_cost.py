@@ -48,7 +48,7 @@ def test_stage_usage_reads_llm_and_embedding_only_manifests(tmp_path):
 def test_cost_rows_price_and_gain_per_cost_by_hand(tmp_path):
     folder = write_fixture(tmp_path)
     stages = cost.read_stages(folder / "data", "toy", ["lredge", "itemattr", "itememb"])
-    records = cost.records_from_results(json.loads((folder / "r.json").read_text())["results"])
+    records = cost.read_records(folder / "r.json")
     rows = cost.cost_rows(stages, {"Aug": ["lredge"], "Both": ["lredge", "itemattr", "itememb"]},
                           records, "Base", ["ndcg@20"], PRICE)
     aug, both = rows

@@ -48,6 +48,11 @@ def records_from_results(results):
             for name, runs in results.items() for run in runs]
 
 
+def read_records(path):
+    """The run records of a report's JSON file (``<results>.json``)."""
+    return records_from_results(json.loads(Path(path).read_text())["results"])
+
+
 def summarize(records, names=None, result_of=primary_test, groups=GROUPS, metrics=METRICS):
     """Per variant: the runs and seeds counted, mean and spread of each (group, metric) over them,
     mean seconds per epoch, epochs per run, peak memory.

@@ -56,7 +56,7 @@ def run_config(spec, args, seed, protocol):
     command line sets (budget, batch sizes, device, where files go), ``eval_args`` with ``mode``.
     ``--settings FILE`` (e.g. a Ray Tune search's ``best_config.yaml``) goes over the spec's settings."""
     settings = copy.deepcopy(spec.settings)
-    if getattr(args, "settings", None):
+    if args.settings:
         settings.update(read_settings(args.settings))
     config = settings | {
         "data_path": str(args.work_dir),

@@ -115,12 +115,12 @@ def read_atomic(path: Path, field_separator: str = "\t") -> AtomicTable:
     return AtomicTable(path=path, types=types, frame=frame)
 
 
-
 def read_token_lists(path: Path) -> dict:
     """A two-column ``id:token  items:token_seq`` file (candidates, pseudo items...) as ``{id: [item, ...]}``."""
     table = read_atomic(path)
     first, second = list(table.types)[:2]
     return {key: text.split() for key, text in zip(table.frame[first], table.frame[second])}
+
 
 # ---------------------------------------------------------------- checking a dataset's own files
 

@@ -231,6 +231,11 @@ def run_sharded(work: Callable, payloads: Sequence, settings: Mapping, folder: P
     return outputs
 
 
+def shard_totals(outputs) -> dict:
+    """The workers' counts (``STAT_NAMES``) summed over the shards' outputs."""
+    return {name: sum(out.get("stats", {}).get(name, 0) for out in outputs) for name in STAT_NAMES}
+
+
 def embed_texts_sharded(texts: Sequence[str], settings: Mapping, output: Path, desc: str = "embedding") -> EmbeddingRun:
     """:func:`~recbole_llmaug.llm.embeddings.embed_texts` with the distinct texts sharded over Ray tasks.
 
@@ -258,7 +263,7 @@ def embed_texts_sharded(texts: Sequence[str], settings: Mapping, output: Path, d
     if embedding.normalize and len(matrix):
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         matrix = matrix / np.where(norms > 0, norms, 1.0)
-    totals = {name: sum(out.get("stats", {}).get(name, 0) for out in outputs) for name in STAT_NAMES}
+    totals = shard_totals(outputs)
     hits = totals.pop("cache_hits")
     return EmbeddingRun(vectors=matrix, texts=len(texts), unique_texts=len(unique), embedded=len(unique) - hits,
                         cache_hits=hits, wall_time_s=time.perf_counter() - started, stats=totals)
@@ -274,7 +279,7 @@ def _chat_sharded(work, requests: Sequence, settings: Mapping, prompt_version: s
                                                          "requests": [repr(request) for request in requests]})[:16]
     outputs = run_sharded(work, list(requests), settings, folder, identity, desc, args=(prompt_version,))
     if stats is not None:  # the workers' own counts (calls, correction rounds, tokens), as a local client keeps them
-        stats.add(**{name: sum(out.get("stats", {}).get(name, 0) for out in outputs) for name in STAT_NAMES})
+        stats.add(**shard_totals(outputs))
     return [result_type(**result) for out in outputs for result in out["results"]]
 
 

@@ -265,8 +265,8 @@ def edge_request(history: List[str], candidates: List[str], titles: Dict[str, st
     from recbole_llmaug.llm.structured import JsonRequest
 
     labels = candidate_labels(len(candidates), "letters")
-    listing = "\n".join(f"{label}: {compact_title(titles.get(item, item), title_max_chars(files.settings))}"
-                        for label, item in zip(labels, candidates))
+    chars = title_max_chars(files.settings)
+    listing = "\n".join(f"{label}: {compact_title(titles.get(item, item), chars)}" for label, item in zip(labels, candidates))
     messages = ({"role": "system", "content": EDGES_INSTRUCTION},
                 {"role": "user", "content": f"Interacted with:\n{_history_titles(history, titles, files)}"
                                             f"\n\nCandidates:\n{listing}"})
