@@ -8,18 +8,25 @@ variant against its backbone, on one dataset) writes:
 * a table per group set: backbone and system as mean ± std over seeds, the gain, and a paired t-test over
   the seeds both have (``*`` p < 0.05, ``**`` p < 0.01; no mark: not significant or fewer than 2 pairs);
 * ``<out>_groups.png``: N@10 of backbone and system per long-tail group, one panel per pair;
+* ``<out>_headline.png``: the relative gain of every pair in every group, one grid (the README's figure);
 * ``<out>_cost.png``: gain in N@10 against the LLM cost of the augmentation (USD at the cost table's stated
   price), one point per seed and the mean, for the pairs whose cost table is recorded.
 
-A pair whose report is missing is listed as pending (run its benchmark, the command is in its row).
+A pair whose report is missing is listed as pending, with the command that makes it in its row. With ``--run``
+those commands run first, each writing the pair's report; the harness does not train again a run recorded
+with the same run key and code version (``benchmarks/harness/reuse.py``), so the one command below fills
+the missing cells of the matrix and collects the rest:
 
-    python benchmarks/compare.py --dataset ml-100k --out benchmarks/results/compare_ml-100k
+    python benchmarks/compare.py --dataset all --run --out benchmarks/results/compare_all
+    python benchmarks/compare.py --dataset ml-100k --out benchmarks/results/compare_ml-100k   # collect only
 """
 
 import argparse
 import json
 import math
+import shlex
 import statistics
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.harness.reports import read_records, result_key  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+REPO_ROOT = Path(__file__).resolve().parent.parent
 GROUP_SETS = {
     "Overall and long-tail users": ("all", "tail_user", "head_user"),
     "Long-tail items": ("tail_item", "head_item"),
@@ -53,24 +61,33 @@ class Pair:
     cost_variant: Optional[str] = None
 
 
+SEEDS = "--seeds 2020 2021 2022"
+
+
+def llmesr(backbone: str, epochs: int) -> str:
+    return (f"python benchmarks/bench_llmesr.py run --models {backbone} LLMESR-{backbone} {SEEDS} --epochs {epochs} "
+            f"--stopping_step {epochs} --also_test uni100")
+
+
+LLMSER = (f"python benchmarks/bench_llmser.py run --models SASRec LLMSeR-SASRec GRU4Rec LLMSeR-GRU4Rec BERT4Rec "
+          f"LLMSeR-BERT4Rec {SEEDS} --epochs 5 --stopping_step 5 --also_test uni100")
+LLMREC = (f"python benchmarks/bench_llmrec.py run --data_path ../runs/lr100k/data --llm_cache_dir ../runs/lr100k/cache "
+          f"--epochs 60 {SEEDS} --jobs 2")
 PAIRS = [
     Pair("beauty", "LLM-ESR", "LLMESR-SASRec", "SASRec", "llmesr_cpu_sasrec_5ep",
-         "python benchmarks/bench_llmesr.py run --models SASRec LLMESR-SASRec --epochs 5"),
+         llmesr("SASRec", 5), "llmesr_cost", "LLMESR-SASRec"),
     Pair("beauty", "LLM-ESR", "LLMESR-GRU4Rec", "GRU4Rec", "llmesr_cpu_gru4rec_5ep",
-         "python benchmarks/bench_llmesr.py run --models GRU4Rec LLMESR-GRU4Rec --epochs 5"),
+         llmesr("GRU4Rec", 5), "llmesr_cost", "LLMESR-GRU4Rec"),
     Pair("beauty", "LLM-ESR", "LLMESR-BERT4Rec", "BERT4Rec", "llmesr_cpu_bert4rec_3ep",
-         "python benchmarks/bench_llmesr.py run --models BERT4Rec LLMESR-BERT4Rec --epochs 3"),
-    Pair("beauty", "LLMSeR", "LLMSeR-SASRec", "SASRec", "llmser",
-         "python benchmarks/bench_llmser.py run --epochs 5 --seeds 2020 2021 2022 --protocol full uni100"),
-    Pair("beauty", "LLMSeR", "LLMSeR-GRU4Rec", "GRU4Rec", "llmser", "(the same command)"),
-    Pair("beauty", "LLMSeR", "LLMSeR-BERT4Rec", "BERT4Rec", "llmser", "(the same command)"),
-    Pair("ml-100k", "LLMRec", "LLMRec", "LightGCN", "llmrec",
-         "python benchmarks/bench_llmrec.py run --epochs 60 --seeds 2020 2021 2022 --jobs 2",
-         "llmrec_cost", "LLMRec"),
-    Pair("ml-100k", "LLMRec (augmented file)", "LightGCN-aug", "LightGCN", "llmrec", "(the same command)",
+         llmesr("BERT4Rec", 3),
+         "llmesr_cost", "LLMESR-BERT4Rec"),
+    Pair("beauty", "LLMSeR", "LLMSeR-SASRec", "SASRec", "llmser", LLMSER, "llmser_cost", "LLMSeR-SASRec"),
+    Pair("beauty", "LLMSeR", "LLMSeR-GRU4Rec", "GRU4Rec", "llmser", LLMSER, "llmser_cost", "LLMSeR-GRU4Rec"),
+    Pair("beauty", "LLMSeR", "LLMSeR-BERT4Rec", "BERT4Rec", "llmser", LLMSER, "llmser_cost", "LLMSeR-BERT4Rec"),
+    Pair("ml-100k", "LLMRec", "LLMRec", "LightGCN", "llmrec", LLMREC, "llmrec_cost", "LLMRec"),
+    Pair("ml-100k", "LLMRec (augmented file)", "LightGCN-aug", "LightGCN", "llmrec", LLMREC,
          "llmrec_cost", "LightGCN-aug"),
-    Pair("ml-100k", "LLMRec (augmented file)", "BPR-aug", "BPR", "llmrec", "(the same command)",
-         "llmrec_cost", "BPR-aug"),
+    Pair("ml-100k", "LLMRec (augmented file)", "BPR-aug", "BPR", "llmrec", LLMREC, "llmrec_cost", "BPR-aug"),
     Pair("ml-100k", "LLMRec, both tuned", "LLMRec", "LightGCN", "llmrec_tuned_LLMRec+llmrec_tuned_LightGCN",
          "README: LLMRec, its benchmark (the two searches, then each best config x 3 seeds)",
          "llmrec_cost_tuned", "LLMRec"),
@@ -227,6 +244,54 @@ def group_figure(compared, path, metric):
     return path
 
 
+def headline_figure(compared, path, metric):
+    """One grid for the README: a row per pair, a column per group, the relative gain of the system over
+    its backbone (mean of the seed pairs' gains over the backbone's mean) as colour and number, with the
+    significance marks; red where the system loses."""
+    plt = _pyplot()
+    done = [(pair, result) for pair, result in compared if result]
+    groups = [group for group in ("all", "tail_user", "head_user", "tail_item", "head_item", "short_user",
+                                  "medium_user", "long_user")
+              if any(group in result["groups"] and statistics.mean(result["groups"][group]["backbone"]) > 0
+                     for _, result in done)]
+    if not done or not groups:
+        return None
+    grid, labels = [], []
+    for pair, result in done:
+        row, text = [], []
+        for group in groups:
+            entry = result["groups"].get(group)
+            base = statistics.mean(entry["backbone"]) if entry else 0
+            if not entry or base <= 0:
+                row.append(math.nan)
+                text.append("n/a")
+                continue
+            relative = 100 * entry["gain"] / base
+            row.append(relative)
+            text.append(f"{relative:+.0f}%{mark(entry['p'])}")
+        grid.append(row)
+        labels.append(text)
+    figure, axis = plt.subplots(figsize=(1.05 * len(groups) + 3.6, 0.42 * len(done) + 1.3))
+    # colours saturate at 100%: a tail-item gain on a base near zero would wash out every other cell
+    bound = min(100.0, max(abs(value) for row in grid for value in row if not math.isnan(value)) or 1)
+    image = axis.imshow(grid, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
+    for i, text in enumerate(labels):
+        for j, value in enumerate(text):
+            dark = not math.isnan(grid[i][j]) and abs(grid[i][j]) > 0.6 * bound
+            axis.text(j, i, value, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+    axis.set_xticks(range(len(groups)), [group.replace("_", " ") for group in groups], fontsize=8)
+    axis.set_yticks(range(len(done)), [f"{pair.dataset}, {pair.system}: {pair.variant} vs {pair.backbone}"
+                                           for pair, _ in done],
+                    fontsize=8)
+    axis.set_title(f"relative gain in {metric} over the backbone (mean over seeds; * p < 0.05, ** p < 0.01)",
+                   fontsize=9)
+    figure.colorbar(image, ax=axis, label="%", shrink=0.8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def cost_figure(compared, costs, path, metric):
     """Gain in ``metric`` (overall) against USD of the augmentation: a point per seed and the mean per pair."""
     plt = _pyplot()
@@ -243,13 +308,43 @@ def cost_figure(compared, costs, path, metric):
                      label=f"{pair.dataset}, {pair.system}: {pair.variant} vs {pair.backbone}")
     axis.axhline(0, color="grey", linewidth=0.8)
     price = points[0][2]["price"]
-    axis.set_xlabel(f"LLM cost of the augmentation, USD (at \\${price['input']} / \\${price['output']} per M tokens)")
+    axis.set_xlabel(f"LLM cost of the augmentation, USD (\\${price['input']} / \\${price['output']} per M input / output "
+                    f"tokens, \\${price['embedding']} per M embedding tokens)", fontsize=8)
     axis.set_ylabel(f"gain in {metric} over the backbone")
     axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def runnable(pair: Pair) -> bool:
+    """A pair whose runs one benchmark command writes into one report (its command runs a script here)."""
+    return pair.command.startswith("python benchmarks/") and "+" not in pair.report
+
+
+def run_missing(pairs, results: Path, protocol: str = "full", extra_args=(), call=subprocess.call) -> list:
+    """Run the benchmark command of every pair not yet recorded under ``protocol`` (each command once),
+    writing into the pair's report in ``results``; the harness reuses every run already recorded with the
+    same run key and code version (``benchmarks/harness/reuse.py``), so only missing cells train.
+    Returns the commands run (as argument lists); a pending pair that no command makes is printed."""
+    done = []
+    for pair in pairs:
+        if compare_pair(pair, results, protocol=protocol) is not None:
+            continue
+        if not runnable(pair):
+            print(f"pending, run by hand: {pair.system}: {pair.variant} vs {pair.backbone}: {pair.command}")
+            continue
+        argv = [sys.executable, *shlex.split(pair.command)[1:], "--results", str(results / pair.report), *extra_args]
+        if argv in done:
+            continue
+        print("running:", " ".join(argv[1:]), flush=True)
+        code = call(argv, cwd=str(REPO_ROOT))
+        if code != 0:
+            raise SystemExit(f"error: {' '.join(argv[1:])} exited with {code}; its log names the failed runs. "
+                             f"Fix the cause and run this command again: recorded runs are not trained again.")
+        done.append(argv)
+    return done
 
 
 def report(dataset, results: Path, out: Path, metric="ndcg@10", command="", protocol="full"):
@@ -261,12 +356,15 @@ def report(dataset, results: Path, out: Path, metric="ndcg@10", command="", prot
     out.parent.mkdir(parents=True, exist_ok=True)
     groups_png = group_figure(compared, out.with_name(out.name + "_groups.png"), metric)
     cost_png = cost_figure(compared, costs, out.with_name(out.name + "_cost.png"), metric)
+    headline_png = headline_figure(compared, out.with_name(out.name + "_headline.png"), metric)
     lines = [f"# Every system against its backbone ({dataset}, test protocol `{protocol}`)\n",
              "Test results from each benchmark's records (nothing retrained): mean ± std over seeds, the gain "
              "(system - backbone, mean of the seed pairs) and a paired t-test over the seeds (`*` p < 0.05, "
              "`**` p < 0.01). Each pair keeps its own benchmark's split and epoch budget (its report); a pair "
              f"not tested under `{protocol}` reads pending.\n",
              f"Command: `{command}`\n"]
+    if headline_png:
+        lines.append(f"![relative gain per group]({headline_png.name})\n")
     if groups_png:
         lines.append(f"![{metric} per long-tail group]({groups_png.name})\n")
     if cost_png:
@@ -274,12 +372,21 @@ def report(dataset, results: Path, out: Path, metric="ndcg@10", command="", prot
     lines.append(tables(compared, metric))
     lines += ["", "### Where each pair comes from\n", "| pair | report | seeds | cost table | command |",
               "|---|---|---|---|---|"]
+    previous = None
     for pair, result in compared:
-        seeds = "pending" if result is None else ", ".join(str(seed) for seed in result["seeds"])
+        if result is None:
+            seeds = "pending"
+        elif None in result["seeds"]:  # records older than seeds in records: the report's command names them
+            seeds = f"{len(result['groups'].get('all', {}).get('system', []))} runs (seeds in its command)"
+        else:
+            seeds = ", ".join(str(seed) for seed in result["seeds"])
+        command = "(the same command)" if pair.command == previous else pair.command
+        previous = pair.command
         cost = costs[pair]
-        cost_text = f"{pair.cost} (${cost['usd']:.2f}, {cost['calls']} calls)" if cost else "n/a"
+        cost_text = "n/a" if not cost else f"{pair.cost} (${cost['usd']:.2f}, " + (
+            f"{cost['calls']} LLM calls)" if cost["calls"] else f"{cost['embedding_tokens'] / 1e6:.2f}M embedding tokens)")
         lines.append(f"| {pair.system}: {pair.variant} vs {pair.backbone} | {pair.report} | {seeds} | {cost_text} "
-                     f"| `{pair.command}` |")
+                     f"| `{command}` |")
     text = "\n".join(lines) + "\n"
     out.with_name(out.name + ".md").write_text(text)
     return text
@@ -292,8 +399,15 @@ def main(argv=None):
     parser.add_argument("--metric", default="ndcg@10")
     parser.add_argument("--protocol", default="full", help="test protocol: full, or a sampled one such as uni100")
     parser.add_argument("--out", required=True, help="writes <out>.md, <out>_groups.png, <out>_cost.png")
+    parser.add_argument("--run", action="store_true",
+                        help="first run the benchmark command of every pending pair (only its missing runs train)")
+    parser.add_argument("--run_args", default="", metavar="ARGS",
+                        help="appended to every command --run starts, e.g. '--jobs 2' or '--device gpu --jobs 8'")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    if args.run:
+        pairs = [pair for pair in PAIRS if args.dataset in ("all", pair.dataset)]
+        run_missing(pairs, Path(args.results), args.protocol, shlex.split(args.run_args))
     print(report(args.dataset, Path(args.results), Path(args.out), args.metric,
                  " ".join(["python benchmarks/compare.py", *argv]), args.protocol))
 

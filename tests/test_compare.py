@@ -42,8 +42,8 @@ def test_report_from_records_by_hand(results):
     assert "| toy | S: Sys | Base | 0.1200 ± 0.0200 | 0.1310 ± 0.0195 | +0.0110** |" in text
     assert "| toy | Later: Other | Base | pending |" in text
     assert "elsewhere" not in text  # another dataset's pair
-    assert "| S: Sys vs Base | rep | 1, 2, 3 | cost ($0.50, 10 calls) | `bench toy` |" in text
-    for figure in ("cmp_groups.png", "cmp_cost.png"):
+    assert "| S: Sys vs Base | rep | 1, 2, 3 | cost ($0.50, 10 LLM calls) | `bench toy` |" in text
+    for figure in ("cmp_headline.png", "cmp_groups.png", "cmp_cost.png"):
         assert (results / "out" / figure).read_bytes()[:4] == b"\x89PNG"
         assert f"]({figure})" in text
     assert (results / "out" / "cmp.md").read_text() == text
@@ -79,3 +79,31 @@ def test_a_sampled_protocol_reads_extra_tests_and_its_own_report(results):
     assert "test protocol `uni100`" in text
     assert "| toy | S: Sys | Base | 0.5000 ± 0.0000 | 0.6000 ± 0.0000 | +0.1000 |" in text
     assert compare.compare_pair(compare.PAIRS[0], results, protocol="pop50") is None  # never tested so
+
+
+def test_run_starts_each_pending_pairs_command_once_into_its_report(results, monkeypatch):
+    """``--run``: the recorded pair is not run; two pending pairs sharing a command run it once, with the
+    pair's report as ``--results``; a pair no single command makes is only printed."""
+    monkeypatch.setattr(compare, "PAIRS", [
+        compare.Pair("toy", "S", "Sys", "Base", "rep", "python benchmarks/bench_toy.py run --models Base Sys"),
+        compare.Pair("toy", "L", "Other", "Base", "later", "python benchmarks/bench_toy.py run --epochs 2"),
+        compare.Pair("toy", "L", "Third", "Base", "later", "python benchmarks/bench_toy.py run --epochs 2"),
+        compare.Pair("toy", "T", "Sys", "Base", "a+b", "README: by hand"),
+    ])
+    calls = []
+    done = compare.run_missing(compare.PAIRS, results, extra_args=["--jobs", "2"],
+                               call=lambda argv, cwd: calls.append(argv) or 0)
+    assert [argv[1:] for argv in calls] == [["benchmarks/bench_toy.py", "run", "--epochs", "2", "--results",
+                                             str(results / "later"), "--jobs", "2"]]
+    assert done == calls
+    with pytest.raises(SystemExit, match="exited with 3"):
+        compare.run_missing(compare.PAIRS, results, call=lambda argv, cwd: 3)
+
+
+def test_records_without_seeds_count_their_runs(results):
+    data = json.loads((results / "rep.json").read_text())
+    for run in data["results"]["Base"] + data["results"]["Sys"]:
+        del run["seed"]
+    (results / "rep.json").write_text(json.dumps(data))
+    text = compare.report("toy", results, results / "out" / "cmp")
+    assert "| S: Sys vs Base | rep | 3 runs (seeds in its command) |" in text

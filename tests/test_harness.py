@@ -348,4 +348,46 @@ def test_run_logs_and_retest_end_to_end_on_a_tiny_dataset(tiny_dataset, tmp_path
     main(spec, ["retest", "--records", run["record_file"], "--modes", "full", "--work_dir", str(work),
                 "--results", results])
     assert "- SASRec seed 2020: identical" in Path(results + "_retest.md").read_text()
+
+    # the same run again is recorded (same model, inputs, settings, seed and code): not trained again,
+    # whichever report next to --results holds it; another setting or --reuse none trains
+    from benchmarks.harness import runner
+
+    trained = []
+    monkeypatch.setattr(runner, "spawn", lambda job, *rest: trained.append(job["config"]["train_batch_size"]))
+    again = str(tmp_path / "res" / "tiny_again")
+    tiny_run = ["run", "--models", "SASRec", "--seeds", "2020", "--epochs", "1", "--data_path", str(tiny_dataset),
+                "--work_dir", str(work), "--results", again]
+    main(spec, tiny_run + ["--batch_size", "64"])
+    assert trained == []
+    (reused,) = json.loads(Path(again + ".json").read_text())["results"]["SASRec"]
+    assert reused["test_result"] == run["test_result"] and reused["run_key"] == run["run_key"]
+    assert "1 of the 1 runs were recorded before" in Path(again + ".md").read_text()
+    main(spec, tiny_run + ["--batch_size", "32"])
+    main(spec, tiny_run + ["--batch_size", "64", "--reuse", "none"])
+    assert trained == [32, 64]
     capsys.readouterr()
+
+
+def test_run_key_ignores_where_files_go_and_code_version_decides_reuse(tmp_path):
+    from benchmarks.harness import reuse
+
+    config = {"seed": 2020, "epochs": 5, "data_path": "/a", "checkpoint_dir": "/a/saved", "eval_batch_size": 512}
+    key = reuse.run_key("SASRec", "beauty", config, {"beauty.inter": "ab"})
+    moved = dict(config, data_path="/b", checkpoint_dir="/b/saved", eval_batch_size=64)
+    assert reuse.run_key("SASRec", "beauty", moved, {"beauty.inter": "ab"}) == key
+    assert reuse.run_key("SASRec", "beauty", dict(config, seed=2021), {"beauty.inter": "ab"}) != key
+    assert reuse.run_key("SASRec", "beauty", config, {"beauty.inter": "cd"}) != key
+    assert reuse.run_key("GRU4Rec", "beauty", config, {"beauty.inter": "ab"}) != key
+    old = {"run_key": key, "code_version": "old", "test_result": {}}
+    assert reuse.find([old], key, "new", "same-code") is None
+    assert reuse.find([old], key, "new", "same-config") is old
+    assert reuse.find([old], key, "old", "none") is None
+    # the code version follows the package's source
+    root = tmp_path / "repo"
+    for name in ("recbole_llmaug/a.py", "properties/overall.yaml", "benchmarks/harness/child.py"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("x = 1\n")
+    before = reuse.code_version(root)
+    (root / "recbole_llmaug" / "a.py").write_text("x = 2\n")
+    assert reuse.code_version(root) != before

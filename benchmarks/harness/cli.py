@@ -6,7 +6,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.harness import runner
+from benchmarks.harness import reuse, runner
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,6 +58,10 @@ def build_parser(spec):
                     f"--models: {' '.join(spec.default_variants)}.")
     run.add_argument("--protocol", nargs="+", type=eval_mode, default=["full"],
                      help="eval mode(s) of validation and test; several: each variant and seed trained once per mode")
+    run.add_argument("--reuse", choices=reuse.MODES, default="same-code",
+                     help="reuse a run recorded in a report next to --results with the same run key (model, "
+                          "inputs, settings, seed) instead of training it: same-code (and the same code version), "
+                          "same-config (any code version), none (train everything)")
     run.add_argument("--also_test", nargs="*", type=eval_mode, default=[], metavar="MODE",
                      help="also test the best model under these eval modes (e.g. uni100), one table each")
     run.set_defaults(handler=runner.run)

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.harness import reports
+from benchmarks.harness import reports, reuse
 from benchmarks.harness.logs import log_name, records_from_logs
 from benchmarks.harness.spec import user_error
 
@@ -135,19 +135,31 @@ def run(spec, args, command):
     names = spec.resolve(args.models or spec.default_variants)
     prepare_work_dir(spec, args)
     started, lock, records = time.time(), threading.Lock(), []
+    inputs = reuse.input_hashes(Path(args.work_dir) / args.dataset)
+    version = reuse.code_version()
+    recorded = reuse.recorded_runs(Path(args.results).parent)
 
     def one(name, seed, protocol):
-        print(f"run {name} seed={seed} protocol={protocol} ...", flush=True)
         t0, variant = time.time(), spec.variant(name)
         job = {"kind": "run", "name": name, "seed": seed, "model": variant.model, "dataset": args.dataset,
                "threads": args.threads, "no_augment": args.no_augment,
                "config": run_config(spec, args, seed, protocol) | variant.overrides}
-        log = log_name("run", name, seed, protocol)
-        out = spawn(job, args.work_dir, args.threads, log)
-        print(f"  {name} seed={seed} done in {time.time() - t0:.0f}s: {json.dumps(out)[:300] if out else 'failed'}",
-              flush=True)
-        failed = {"failed": True, "log": str(Path(args.work_dir) / "logs" / log)}
-        record = {"name": name, "seed": seed, "protocol": protocol} | (out or failed)
+        key = reuse.run_key(variant.model, args.dataset, job["config"], inputs)
+        found = reuse.find(recorded, key, version, args.reuse)
+        if found is not None:
+            print(f"run {name} seed={seed} protocol={protocol}: recorded (run key {key}, code "
+                  f"{found.get('code_version')}), not trained again", flush=True)
+            record = dict(found, name=name, seed=seed, protocol=protocol, reused=True)
+        else:
+            print(f"run {name} seed={seed} protocol={protocol} ...", flush=True)
+            log = log_name("run", name, seed, protocol)
+            out = spawn(job, args.work_dir, args.threads, log)
+            print(f"  {name} seed={seed} done in {time.time() - t0:.0f}s: "
+                  f"{json.dumps(out)[:300] if out else 'failed'}", flush=True)
+            failed = {"failed": True, "log": str(Path(args.work_dir) / "logs" / log)}
+            record = {"name": name, "seed": seed, "protocol": protocol} | (out or failed)
+            if out:
+                record |= {"run_key": key, "code_version": version}
         with lock:
             records.append(record)
             write_run_report(spec, args, command, [r for r in records if r["protocol"] == protocol], names,
@@ -170,6 +182,10 @@ def run_markdown(spec, args, command, records, names, protocol, elapsed):
         f"validation epoch), mean ± std over seeds {args.seeds}; budget {args.epochs} epochs, early stop after "
         f"{args.stopping_step} epochs without validation gain; train_batch_size {args.batch_size}; {_where(args)}, "
         f"{args.threads} CPU thread(s) per run, {args.jobs} run(s) at a time.")
+    reused = [record for record in records if record.get("reused")]
+    if reused:
+        description += (f" {len(reused)} of the {len(records)} runs were recorded before with the same run key "
+                        f"(model, inputs, settings, seed; `--reuse {args.reuse}`) and not trained again.")
     return reports.run_report(records, title=spec.title, command=command, description=description,
                               protocol=protocol, names=names, also_test=args.also_test, gpu=args.device == "gpu",
                               groups=spec.groups, metrics=spec.metrics, extra_tables=spec.extra_tables,
