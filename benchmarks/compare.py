@@ -98,17 +98,25 @@ def load_runs(report: str, results: Path, protocol: str = "full") -> Optional[li
     """The finished runs of ``report`` (``a+b``: several reports pooled), each with ``test_result`` under
     ``protocol``: its own test when it was trained under it, else its ``extra_test_results`` entry (a run
     without one is left out); a sampled protocol also reads ``<report>_<protocol>.json`` (runs trained
-    under it) when there is one. ``None`` if a report is missing."""
+    under it) when there is one, and for a variant with no such runs, its checkpoints' tests under it in
+    ``<report>_retest.json`` (``retest``). ``None`` if a report is missing."""
     runs = []
     for stem in report.split("+"):
         paths = [results / f"{stem}.json"] + ([results / f"{stem}_{protocol}.json"] if protocol != "full" else [])
         if not paths[0].is_file():
             return None
+        found = []
         for path in filter(Path.is_file, paths):
             for run in read_records(path):
                 result = None if run.get("failed") else test_of(run, protocol)
                 if result is not None:
-                    runs.append(dict(run, test_result=result))
+                    found.append(dict(run, test_result=result))
+        retest = results / f"{stem}_retest.json"
+        if retest.is_file():
+            have = {run["name"] for run in found}
+            found += [dict(run, test_result=run["tests"][protocol]["result"]) for run in read_records(retest)
+                      if run["name"] not in have and protocol in (run.get("tests") or {})]
+        runs += found
     return runs
 
 

@@ -107,3 +107,21 @@ def test_records_without_seeds_count_their_runs(results):
     (results / "rep.json").write_text(json.dumps(data))
     text = compare.report("toy", results, results / "out" / "cmp")
     assert "| S: Sys vs Base | rep | 3 runs (seeds in its command) |" in text
+
+
+def test_a_sampled_protocol_reads_retests_only_for_variants_without_such_runs(results):
+    """``<report>_retest.json`` gives the uni100 tests of a variant the report has none of (Sys); Base's own
+    extra tests win over its retest, so no seed is counted twice."""
+    data = json.loads((results / "rep.json").read_text())
+    for run in data["results"]["Base"]:
+        run["extra_test_results"] = {"uni100": {"ndcg@10": 0.5}}
+    (results / "rep.json").write_text(json.dumps(data))
+    retests = {name: [{"seed": seed, "tests": {"uni100": {"result": {"ndcg@10": value}}}}
+                      for seed, value in values.items()]
+               for name, values in (("Base", {1: 0.9, 2: 0.9, 3: 0.9}), ("Sys", {1: 0.7, 2: 0.6, 3: 0.8}))}
+    (results / "rep_retest.json").write_text(json.dumps({"command": "r", "results": retests}))
+    result = compare.compare_pair(compare.PAIRS[0], results, protocol="uni100")
+    assert result["groups"]["all"]["backbone"] == [0.5, 0.5, 0.5]
+    assert sorted(result["groups"]["all"]["system"]) == [0.6, 0.7, 0.8]
+    assert sorted(compare.compare_pair(compare.PAIRS[0], results, protocol="full")["groups"]["all"]["backbone"]) == [
+        0.10, 0.12, 0.14]
