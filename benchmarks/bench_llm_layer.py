@@ -29,11 +29,17 @@ CANDIDATES_PER_PROMPT = 10
 PROMPT_VERSION = "bench-next-item-v1"
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_data_arguments(parser, work_dir_help="outputs and caches"):
+    """``--data_path``, ``--dataset`` (Beauty in the shared data folder) and ``--work_dir`` of the LLM-layer
+    benchmarks (this one, ``bench_picker.py``, ``bench_llm_stage.py``)."""
     parser.add_argument("--data_path", default=str(REPO_ROOT.parent / "shared" / "data"))
     parser.add_argument("--dataset", default="beauty")
-    parser.add_argument("--work_dir", default=None, help="outputs and caches (default: a new temp folder)")
+    parser.add_argument("--work_dir", default=None, help=f"{work_dir_help} (default: a new temp folder)")
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_arguments(parser)
     parser.add_argument("--threads", type=int, default=1, help="torch and llama.cpp threads")
     parser.add_argument("--selection_calls", type=int, default=50)
     parser.add_argument("--part", choices=("all", "embeddings", "selections"), default="all",

@@ -47,7 +47,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 
-from bench_llm_layer import BEAUTY_TEMPLATE, CANDIDATES_PER_PROMPT, link_dataset, selection_tasks  # noqa: E402
+from bench_llm_layer import (  # noqa: E402
+    BEAUTY_TEMPLATE, CANDIDATES_PER_PROMPT, add_data_arguments, link_dataset, selection_tasks,
+)
 
 PATHS = ("today", "compact", "new", "new-nocache")
 HISTORY_ITEMS = 5
@@ -57,9 +59,7 @@ SIM_TOPN = 10
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_path", default=str(REPO_ROOT.parent / "shared" / "data"))
-    parser.add_argument("--dataset", default="beauty")
-    parser.add_argument("--work_dir", default=None, help="caches and logs (default: a new temp folder)")
+    add_data_arguments(parser, "caches and logs")
     parser.add_argument("--part", choices=("all", "selections", "embeddings"), default="selections")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS))

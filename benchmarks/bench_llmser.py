@@ -1,16 +1,19 @@
 """Benchmark of LLMSeR on Amazon Beauty: backbones with and without LLMSeR, ablations, LLM cost.
 
 Sub-commands as for every harness spec (``benchmarks/harness``): ``run`` (train + test in one subprocess
-per (model, seed); leave-one-out; ``--protocol full`` and/or ``uni100``, LLMSeR's protocol; grouped
+per (model, seed); leave-one-out; the model selected on full-ranking validation is tested under full
+ranking and, with ``--also_test uni100``, under LLMSeR's sampled protocol, one training for both; grouped
 metrics incl. LLMSeR's short (0,4) / medium [4,6) / long [6,inf) users), ``timing``, ``retest``, ``logs``.
+Runs already recorded with the same settings are not trained again (``--reuse``).
 
 By default only users with at most 3 training items are augmented (``augment_max_length: 3``: the
 7,162 shortest Beauty users, 14,300 LLM calls) so that the LLM pass fits a day on a CPU; reports state
 it. The augmentor's outputs are built before training (or reused: the LLM answers are cached, and a
 pass cut short continues from the cache).
 
-    python benchmarks/bench_llmser.py run --epochs 5 --seeds 2020 2021 2022 --protocol full uni100
-    python benchmarks/bench_llmser.py run --models LLMSeR-SASRec-noLLM LLMSeR-SASRec-emb --epochs 5
+    python benchmarks/bench_llmser.py run --epochs 5 --stopping_step 5 --seeds 2020 2021 2022 --also_test uni100 \
+        --llm_cache_dir ../runs/ls/cache
+    python benchmarks/bench_llmser.py run --models LLMSeR-SASRec-noLLM LLMSeR-SASRec-emb --epochs 5 --also_test uni100
 
 Model names: RecBole backbones ``SASRec GRU4Rec BERT4Rec``; ``LLMSeR-<backbone>`` (the LLM picks
 pseudo-prior items by id, semantic filter, LLM-validated reliability); ablations ``-noARV`` (fixed

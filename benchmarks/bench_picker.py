@@ -39,16 +39,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 
-from bench_llm_layer import BEAUTY_TEMPLATE, link_dataset  # noqa: E402
+from bench_llm_layer import BEAUTY_TEMPLATE, add_data_arguments, link_dataset  # noqa: E402
 
 PROMPT_VERSION = "bench-picker-v1"
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_path", default=str(REPO_ROOT.parent / "shared" / "data"))
-    parser.add_argument("--dataset", default="beauty")
-    parser.add_argument("--work_dir", default=None, help="caches (default: a new temp folder)")
+    add_data_arguments(parser, "caches")
     parser.add_argument("--users", type=int, default=500)
     parser.add_argument("--sizes", nargs="+", type=int, default=[10, 20])
     parser.add_argument("--ks", nargs="+", type=int, default=[1, 5])

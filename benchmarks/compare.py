@@ -34,7 +34,7 @@ from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness.reports import read_records, result_key  # noqa: E402
+from benchmarks.harness.reports import mean_std, read_records, result_key  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -152,9 +152,9 @@ def mark(p):
 
 
 def cell(values):
-    if not values:
-        return "n/a"
-    return f"{statistics.mean(values):.4f}" + (f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else "")
+    """``mean ± std`` of a list of values, as the harness reports write a table cell."""
+    return mean_std({"n": len(values), "mean": statistics.mean(values) if values else None,
+                     "std": statistics.stdev(values) if len(values) > 1 else None})
 
 
 def compare_pair(pair: Pair, results: Path, metric: str = "ndcg@10", protocol: str = "full"):

@@ -30,14 +30,6 @@ NOT_RESULTS = frozenset({"data_path", "checkpoint_dir", "results_dir", "show_pro
 MODES = ("same-code", "same-config", "none")
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def code_version(root: Path = REPO_ROOT) -> str:
     """12 hex digits over the files that decide a run's numbers (their paths and bytes, sorted)."""
     files = [path for folder, patterns in CODE_FOLDERS for pattern in patterns for path in (root / folder).rglob(pattern)]
@@ -51,7 +43,9 @@ def code_version(root: Path = REPO_ROOT) -> str:
 def input_hashes(folder: Path) -> dict:
     """``{file name: sha256}`` of the data files (not the manifests) linked into a work folder's dataset
     folder; the links resolve to the shared data, so equal hashes mean the same inputs on any machine."""
-    return {path.name: file_sha256(path) for path in sorted(Path(folder).iterdir())
+    from recbole_llmaug.augment.atomic import sha256_file
+
+    return {path.name: sha256_file(path) for path in sorted(Path(folder).iterdir())
             if path.is_symlink() and not path.name.endswith(".manifest.json")}
 
 
