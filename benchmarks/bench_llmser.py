@@ -20,6 +20,11 @@ pseudo-prior items by id, semantic filter, LLM-validated reliability); ablations
 weight), ``-noLLM`` (the reverse model's top M, reliability from the forward model's top 1), ``-noFilter``
 (the LLM's first M picks), ``-emb`` (embedding picker instead of the LLM, for both steps), ``-text``
 (the official free-text answers + filter), ``-orig`` (inference from the original sequence).
+Composition (LLM-ESR on LLMSeR's augmented sequences, under the same protocol): ``LLMESR-<backbone>`` and
+``LLMESRSeR-<backbone>`` (``LLMESRSeR``: LLM-ESR trained with LLMSeR's pseudo-prior items and weights):
+
+    python benchmarks/bench_llmser.py run --models SASRec LLMSeR-SASRec LLMESR-SASRec LLMESRSeR-SASRec \
+        --epochs 5 --stopping_step 5 --seeds 2020 2021 2022 --also_test uni100 --llm_cache_dir ../runs/ls/cache
 """
 
 import sys
@@ -48,14 +53,16 @@ SPEC = BenchSpec(
     description=__doc__,
     dataset="beauty",
     variants=[Variant(name, name) for name in BACKBONES]
-    + variant_grid("LLMSeR", "LLMSeR", {b: {"backbone": b} for b in BACKBONES}, ABLATIONS),
+    + variant_grid("LLMSeR", "LLMSeR", {b: {"backbone": b} for b in BACKBONES}, ABLATIONS)
+    + variant_grid("LLMESR", "LLMESR", {b: {"backbone": b} for b in BACKBONES})
+    + variant_grid("LLMESRSeR", "LLMESRSeR", {b: {"backbone": b} for b in BACKBONES}),
     aliases={"LLMSeR": "LLMSeR-SASRec"},
     main_variants=MAIN_MODELS,
     default_variants=MAIN_MODELS + ["LLMSeR-SASRec-noARV", "LLMSeR-SASRec-noLLM", "LLMSeR-SASRec-emb",
                                     "LLMSeR-SASRec-noFilter"],
     timing_variants=["SASRec", "LLMSeR-SASRec", "GRU4Rec", "LLMSeR-GRU4Rec", "BERT4Rec", "LLMSeR-BERT4Rec"],
     timing_reference="SASRec",
-    data_files=("inter", "item", "itememb", "ccgcand", "arvcand", "pseudo.llm-ids", "pseudo.llm-ids-nofilter",
+    data_files=("inter", "item", "itememb", "useremb", "simuser", "ccgcand", "arvcand", "pseudo.llm-ids", "pseudo.llm-ids-nofilter",
                 "pseudo.llm-text", "pseudo.embedding", "pseudo.none", "arv.llm", "arv.embedding", "arv.none"),
     # leave-one-out, chronological; only users with <= 3 training items augmented (see the docstring)
     settings={"eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user"},

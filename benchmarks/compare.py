@@ -94,6 +94,32 @@ PAIRS = [
 ]
 
 
+@dataclass(frozen=True)
+class Composition:
+    """Two systems on one backbone, alone and composed (``both``), recorded in one report."""
+
+    dataset: str
+    backbone: str
+    first: str
+    second: str
+    both: str
+    report: str
+    command: str
+
+    def pairs(self):
+        """The three variants against the backbone, as pairs."""
+        return [Pair(self.dataset, "composition", variant, self.backbone, self.report, self.command)
+                for variant in (self.first, self.second, self.both)]
+
+
+COMPOSITIONS = [
+    Composition("beauty", "SASRec", "LLMESR-SASRec", "LLMSeR-SASRec", "LLMESRSeR-SASRec", "llmser_composition",
+                f"python benchmarks/bench_llmser.py run --models SASRec LLMESR-SASRec LLMSeR-SASRec LLMESRSeR-SASRec "
+                f"{SEEDS} --epochs 5 --stopping_step 5 --also_test uni100"),
+]
+COMPOSITION_GROUPS = ("all", "tail_user", "head_user", "short_user", "tail_item")
+
+
 def load_runs(report: str, results: Path, protocol: str = "full") -> Optional[list]:
     """The finished runs of ``report`` (``a+b``: several reports pooled), each with ``test_result`` under
     ``protocol``: its own test when it was trained under it, else its ``extra_test_results`` entry (a run
@@ -326,6 +352,30 @@ def cost_figure(compared, costs, path, metric):
     return path
 
 
+def composition_table(compositions, results: Path, metric: str, protocol: str) -> str:
+    """Whether the gains add up: per composition and group, each system's gain over the backbone, their
+    sum, the composed model's gain (with its paired test) and its margin over the better system alone."""
+    header = ["dataset", "backbone", "group", "first", "gain", "second", "gain", "sum of gains", "composed",
+              "gain", "composed - better alone"]
+    lines = [f"### Do the gains add up? ({metric})\n",
+             "Each system alone and the two composed, against the same backbone runs (same report, seeds, "
+             "budget).\n", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for composition in compositions:
+        first, second, both = (compare_pair(pair, results, metric, protocol) for pair in composition.pairs())
+        for group in COMPOSITION_GROUPS:
+            entries = [result and result["groups"].get(group) for result in (first, second, both)]
+            names = [composition.first, composition.second, composition.both]
+            gains = [f"{entry['gain']:+.4f}{mark(entry['p'])}" if entry else "pending" for entry in entries]
+            if all(entries):
+                total = f"{entries[0]['gain'] + entries[1]['gain']:+.4f}"
+                margin = f"{entries[2]['gain'] - max(entries[0]['gain'], entries[1]['gain']):+.4f}"
+            else:
+                total = margin = "pending"
+            lines.append(f"| {composition.dataset} | {composition.backbone} | {group} | {names[0]} | {gains[0]} | "
+                         f"{names[1]} | {gains[1]} | {total} | {names[2]} | {gains[2]} | {margin} |")
+    return "\n".join(lines)
+
+
 def runnable(pair: Pair) -> bool:
     """A pair whose runs one benchmark command writes into one report (its command runs a script here)."""
     return pair.command.startswith("python benchmarks/") and "+" not in pair.report
@@ -378,6 +428,9 @@ def report(dataset, results: Path, out: Path, metric="ndcg@10", command="", prot
     if cost_png:
         lines.append(f"![gain against LLM cost]({cost_png.name})\n")
     lines.append(tables(compared, metric))
+    compositions = [c for c in COMPOSITIONS if dataset in ("all", c.dataset)]
+    if compositions:
+        lines += ["", composition_table(compositions, results, metric, protocol)]
     lines += ["", "### Where each pair comes from\n", "| pair | report | seeds | cost table | command |",
               "|---|---|---|---|---|"]
     previous = None
@@ -415,6 +468,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.run:
         pairs = [pair for pair in PAIRS if args.dataset in ("all", pair.dataset)]
+        pairs += [pair for c in COMPOSITIONS if args.dataset in ("all", c.dataset) for pair in c.pairs()]
         run_missing(pairs, Path(args.results), args.protocol, shlex.split(args.run_args))
     print(report(args.dataset, Path(args.results), Path(args.out), args.metric,
                  " ".join(["python benchmarks/compare.py", *argv]), args.protocol))

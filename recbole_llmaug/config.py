@@ -69,6 +69,13 @@ def backbone_files(model, later_layers):
     return [path for path in (recbole_model_properties(str(backbone)), ours) if path is not None and path.is_file()]
 
 
+def composed_files(model):
+    """For a model that composes others (``config_from_models``, e.g. LLMESRSeR): their property files, in
+    the order it names them (a later one wins a key both set), placed under the model's own file."""
+    names = getattr(_model_class(model), "config_from_models", ())
+    return [path for path in (properties_dir() / "model" / f"{name}.yaml" for name in names) if path.is_file()]
+
+
 def load_settings(dataset, model=None, config_file_list=None, config_dict=None):
     """Merge every layer into one flat dict, with every declared option checked; ``data_path`` comes
     back absolute.
@@ -83,7 +90,7 @@ def load_settings(dataset, model=None, config_file_list=None, config_dict=None):
     overrides = {key: parse_override(value) for key, value in (config_dict or {}).items()}
     model_file = properties_dir() / "model" / f"{model}.yaml"
     at = next((index for index, path in enumerate(files) if path == model_file), len(property_files(dataset)))
-    extra = backbone_files(model, [values for _, values in layers[at:]] + [overrides])
+    extra = composed_files(model) + backbone_files(model, [values for _, values in layers[at:]] + [overrides])
     layers[at:at] = [(str(path), read_yaml(path)) for path in extra]
     settings, origin = {}, {}
     for where, values in layers:

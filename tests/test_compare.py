@@ -125,3 +125,14 @@ def test_a_sampled_protocol_reads_retests_only_for_variants_without_such_runs(re
     assert sorted(result["groups"]["all"]["system"]) == [0.6, 0.7, 0.8]
     assert sorted(compare.compare_pair(compare.PAIRS[0], results, protocol="full")["groups"]["all"]["backbone"]) == [
         0.10, 0.12, 0.14]
+
+
+def test_composition_table_adds_the_two_gains_and_compares_the_composed_one(results, monkeypatch):
+    records = {"Base": runs("Base", {1: 0.10, 2: 0.12, 3: 0.14}), "A": runs("A", {1: 0.12, 2: 0.14, 3: 0.16}),
+               "B": runs("B", {1: 0.11, 2: 0.13, 3: 0.15}), "AB": runs("AB", {1: 0.125, 2: 0.145, 3: 0.165})}
+    (results / "comp.json").write_text(json.dumps({"command": "c", "results": records}))
+    monkeypatch.setattr(compare, "COMPOSITIONS", [compare.Composition("toy", "Base", "A", "B", "AB", "comp", "x"),
+                                                  compare.Composition("toy", "Base", "A", "B", "C", "comp", "x")])
+    text = compare.report("toy", results, results / "out" / "cmp")
+    assert "| toy | Base | all | A | +0.0200 | B | +0.0100 | +0.0300 | AB | +0.0250 | +0.0050 |" in text
+    assert "| toy | Base | all | A | +0.0200 | B | +0.0100 | pending | C | pending | pending |" in text

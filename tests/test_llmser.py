@@ -354,3 +354,119 @@ def test_llmser_trains_with_weights_through_the_cli(augmented, tmp_path):
     sizes = record["test_group_sizes"]
     assert sizes["short_user"] + sizes["medium_user"] + sizes["long_user"] == N_USERS
     assert record["config"]["llmser_pseudo"] == "llm-ids" and record["timing"]["epochs_trained"] == 1
+
+
+# ---------------------------------------------------------------------------- LLM-ESR on LLMSeR's sequences
+COMPOSED = {"hidden_size": 16, "inner_size": 32, "n_heads": 1, "n_layers": 1, "sim_user_num": 3}
+
+
+def build_composed(augmented, **overrides):
+    """LLMESRSeR on the fixture (its LLMSeR outputs, plus LLM-ESR's built here with the real embedder),
+    and an LLMESR with the same settings and initial parameters."""
+    from recbole.data import data_preparation
+
+    from recbole_llmaug.model.sequential_recommender.llmesr import LLMESR
+    from recbole_llmaug.model.sequential_recommender.llmesrser import LLMESRSeR
+    from recbole_llmaug.quick_start import prepare_augmentations
+    from recbole_llmaug.utils import create_dataset
+
+    config = make_config("LLMESRSeR", "tiny", config_dict=dict(augmented["overrides"], **COMPOSED, **overrides))
+    prepare_augmentations(config)
+    train, valid, test = data_preparation(config, create_dataset(config))
+    torch.manual_seed(0)
+    composed = LLMESRSeR(config, train.dataset)
+    torch.manual_seed(0)
+    plain = LLMESR(config, train.dataset)
+    return config, train, test, composed, plain
+
+
+def one_row(batch, row, seq=None):
+    """Row ``row`` of ``batch`` as a batch of one, its item sequence replaced by ``seq`` (a list)."""
+    from recbole.data.interaction import Interaction
+
+    fields = {key: value[row : row + 1].clone() for key, value in batch.interaction.items()}
+    if seq is not None:
+        width = fields["item_id_list"].shape[1]
+        seq = seq[-width:]
+        fields["item_id_list"] = torch.tensor([seq + [0] * (width - len(seq))])
+        fields["item_length"] = torch.tensor([len(seq)])
+    return Interaction(fields)
+
+
+def test_composed_settings_are_llmsers_then_llmesrs():
+    settings = load_settings("tiny", "LLMESRSeR")
+    assert settings["llmser_keep"] == 12 and settings["llmser_inference"] == "augmented"  # LLMSeR.yaml
+    assert settings["hidden_size"] == 64 and settings["alpha"] == 0.1  # LLMESR.yaml
+
+
+@pytest.mark.parametrize("backbone", ["SASRec", "BERT4Rec"])
+def test_composed_loss_with_every_weight_zero_is_llmesrs(augmented, backbone):
+    """Same seed, same batch, training mode (dropout, BERT4Rec's random masks): LLMESR's two loss terms."""
+    _, train, _, composed, plain = build_composed(augmented, backbone=backbone, llmser_arv=False,
+                                                 llmser_fixed_weight=0.0)
+    batch = next(iter(train))
+    assert not (composed.weights > 0).any() and (composed.pseudo_len > 0).any()
+    torch.manual_seed(1)
+    ours = composed.calculate_loss(batch)
+    torch.manual_seed(1)
+    theirs = plain.calculate_loss(batch)
+    assert torch.allclose(torch.stack(ours), torch.stack(theirs), rtol=1e-5, atol=1e-7)
+
+
+def test_composed_loss_weights_each_row_by_hand(augmented):
+    """Prefix training (one loss position per row): ``sum_r[(1-w) L(r) + w L(pseudo + r)] / rows`` for the
+    rec term and the same per row with a teacher for the distillation term, each ``L`` from LLMESR's own
+    loss of a one-row batch whose augmented sequence is built by hand; differs from the official form."""
+    from recbole_llmaug.model.sequential_recommender.llmesr import LLMESR
+
+    _, train, _, model, _ = build_composed(augmented, train_mode="prefix")
+    model.eval()
+    batch = next(iter(train))
+    users = batch["user_id"]
+    weight = model.weights[users]
+    assert (weight > 0).any() and (weight < weight.max()).any()
+    with torch.no_grad():
+        model.refresh_teacher_cache()
+        _, has_teacher = model.teacher(users)
+        rec, distill = [], []
+        for row, user in enumerate(users.tolist()):
+            real = batch["item_id_list"][row, : batch["item_length"][row]].tolist()
+            pseudo = [item for item in model.pseudo[user].tolist() if item]
+            original = LLMESR.calculate_loss(model, one_row(batch, row))
+            augmented_loss = LLMESR.calculate_loss(model, one_row(batch, row, pseudo + real))
+            w = float(weight[row])
+            rec.append((1 - w) * original[0] + w * augmented_loss[0])
+            distill.append((1 - w) * original[1] + w * augmented_loss[1])
+        expected_rec = torch.stack(rec).mean()
+        expected_distill = torch.stack(distill).sum() / has_teacher.sum()
+        got_rec, got_distill = model.calculate_loss(batch)
+    assert has_teacher.any()
+    assert got_rec == pytest.approx(float(expected_rec), rel=1e-5)
+    assert got_distill == pytest.approx(float(expected_distill), rel=1e-5)
+    with torch.no_grad():
+        official = torch.stack([LLMESR.calculate_loss(model, one_row(batch, r))[0] for r in range(len(users))]).mean()
+    assert float(official) * float(weight.sum()) != pytest.approx(float(expected_rec), rel=1e-3)
+
+
+def test_shift_right_moves_rows_behind_the_prefix():
+    from recbole_llmaug.model.sequential_recommender.llmesrser import shift_right
+
+    values = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
+    assert shift_right(values, torch.tensor([1, 0])).tolist() == [[0, 1, 2, 3], [4, 5, 0, 0]]
+
+
+def test_composed_model_trains_through_recboles_trainer_and_scores_augmented_sequences(augmented, tmp_path):
+    from recbole_llmaug.quick_start import run_recbole_llmaug
+
+    settings = dict(augmented["overrides"], **COMPOSED, results_dir=str(tmp_path / "results"))
+    record = run_recbole_llmaug("LLMESRSeR", "tiny", config_dict=settings)
+    assert record["timing"]["epochs_trained"] == 1 and 0 <= record["test_result"]["hit@10"] <= 1
+    assert {"tiny.itememb", "tiny.simuser"} <= {path.name for path in augmented["out"].iterdir()}
+    config, _, test, model, plain = build_composed(augmented)
+    model.eval()
+    plain.eval()
+    batch = next(iter(test))[0]
+    with torch.no_grad():
+        from recbole_llmaug.model.sequential_recommender.llmser import with_prefix
+
+        assert torch.allclose(model.full_sort_predict(batch), plain.full_sort_predict(with_prefix(model, batch)))

@@ -53,6 +53,15 @@ def prepend(seq, length, prefix, prefix_len):
     return items, total.clamp(max=width), prefix_len - overflow
 
 
+def with_prefix(model, interaction):
+    """A copy of ``interaction`` whose sequences have the users' pseudo-prior items in front (``model``'s
+    ``pseudo [n_users, M]`` and ``pseudo_len [n_users]`` buffers)."""
+    users = interaction[model.USER_ID]
+    seq, length, _ = prepend(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN], model.pseudo[users],
+                             model.pseudo_len[users])
+    return Interaction(dict(interaction.interaction, **{model.ITEM_SEQ: seq, model.ITEM_SEQ_LEN: length}))
+
+
 class LLMSeR(SequentialRecommender):
     r"""LLMSeR around RecBole's SASRec, GRU4Rec or BERT4Rec (``backbone``)."""
 
@@ -99,11 +108,6 @@ class LLMSeR(SequentialRecommender):
     def augment(self, users, item_seq, item_seq_len):
         """The rows with each user's pseudo-prior items in front: ``(seq [B, L], length [B], shift [B])``."""
         return prepend(item_seq, item_seq_len, self.pseudo[users], self.pseudo_len[users])
-
-    def _with_sequence(self, interaction, users):
-        """A copy of ``interaction`` whose sequences are the augmented ones."""
-        seq, length, _ = self.augment(users, interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        return Interaction(dict(interaction.interaction, **{self.ITEM_SEQ: seq, self.ITEM_SEQ_LEN: length}))
 
     # ------------------------------------------------------------------ losses
     def sequence_losses(self, item_seq, item_seq_len, target):
@@ -152,7 +156,7 @@ class LLMSeR(SequentialRecommender):
     def _inference_input(self, interaction):
         if not self.augmented_inference:
             return interaction
-        return self._with_sequence(interaction, interaction[self.USER_ID])
+        return with_prefix(self, interaction)
 
     def predict(self, interaction):
         return self.backbone.predict(self._inference_input(interaction))
