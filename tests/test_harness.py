@@ -391,3 +391,23 @@ def test_run_key_ignores_where_files_go_and_code_version_decides_reuse(tmp_path)
     before = reuse.code_version(root)
     (root / "recbole_llmaug" / "a.py").write_text("x = 2\n")
     assert reuse.code_version(root) != before
+
+
+def test_work_folder_links_the_specs_files_with_dotted_suffixes_and_hashes_only_the_inputs(tmp_path):
+    from argparse import Namespace
+
+    from benchmarks.harness import reuse
+    from benchmarks.harness.runner import prepare_work_dir
+
+    source = tmp_path / "data" / "toy"
+    source.mkdir(parents=True)
+    for name in ("toy.inter", "toy.item", "toy.pseudo.llm-ids", "toy.pseudo.llm-ids.manifest.json", "toy.arv.llm",
+                 "toy.notes", "other.inter"):
+        (source / name).write_text(name)
+    spec = BenchSpec(title="T", slug="t", script="t.py", dataset="toy", variants=[Variant("A", "SASRec")],
+                     default_variants=["A"], data_files=("inter", "item", "pseudo.llm-ids"))
+    args = Namespace(data_path=str(tmp_path / "data"), dataset="toy", work_dir=str(tmp_path / "work"))
+    prepare_work_dir(spec, args)
+    linked = sorted(path.name for path in (tmp_path / "work" / "toy").iterdir())
+    assert linked == ["toy.inter", "toy.item", "toy.pseudo.llm-ids", "toy.pseudo.llm-ids.manifest.json"]
+    assert sorted(reuse.input_hashes(tmp_path / "work" / "toy")) == ["toy.inter", "toy.item"]

@@ -470,3 +470,16 @@ def test_composed_model_trains_through_recboles_trainer_and_scores_augmented_seq
         from recbole_llmaug.model.sequential_recommender.llmser import with_prefix
 
         assert torch.allclose(model.full_sort_predict(batch), plain.full_sort_predict(with_prefix(model, batch)))
+
+
+def test_a_training_seed_reuses_the_candidates_and_llmser_ccg_seed_rebuilds_them(augmented):
+    """A benchmark's seeds 2020, 2021, 2022 share one set of candidates (and LLM answers): the candidate
+    models' fingerprint follows ``llmser_ccg_seed``, not the run's ``seed``."""
+    from recbole_llmaug.augment.files import DatasetFiles
+
+    settings = augmented["settings"]
+    base = system.ccg_fingerprint(DatasetFiles(settings))
+    assert system.ccg_fingerprint(DatasetFiles(dict(settings, seed=2021))) == base
+    assert system.arv_candidates_fingerprint(DatasetFiles(dict(settings, seed=2021))) == \
+        system.arv_candidates_fingerprint(DatasetFiles(settings))
+    assert system.ccg_fingerprint(DatasetFiles(dict(settings, llmser_ccg_seed=7))) != base

@@ -6,8 +6,9 @@ writes. ``run`` then looks for a finished record with the same key among the rep
 folder of ``--results``: every benchmark's reports, so a backbone recorded by one benchmark serves another
 with the same settings) and reuses it instead of training again.
 
-* The run key hashes the model class, the dataset name, the sha256 of every input file linked from the
-  data folder, and the run's settings without the ones that only say where files go or how fast the
+* The run key hashes the model class, the dataset name, the sha256 of the dataset's atomic files linked
+  from the data folder (not the augmented files linked next to them), and the run's settings without
+  the ones that only say where files go or how fast the
   evaluation batches are (``NOT_RESULTS``). The seed and the eval mode are settings, so they are in it.
 * The code version hashes the package's source and property files (``recbole_llmaug/``, ``properties/``) and
   the harness child that trains: a change in any of them may change a result, so by default
@@ -28,6 +29,7 @@ CODE_FILES = ("benchmarks/harness/child.py",)
 NOT_RESULTS = frozenset({"data_path", "checkpoint_dir", "results_dir", "show_progress", "eval_batch_size",
                          "llmaug_cache_dir"})
 MODES = ("same-code", "same-config", "none")
+INPUT_KINDS = ("inter", "item", "user", "kg", "link", "net")  # RecBole's atomic files
 
 
 def code_version(root: Path = REPO_ROOT) -> str:
@@ -41,12 +43,14 @@ def code_version(root: Path = REPO_ROOT) -> str:
 
 
 def input_hashes(folder: Path) -> dict:
-    """``{file name: sha256}`` of the data files (not the manifests) linked into a work folder's dataset
-    folder; the links resolve to the shared data, so equal hashes mean the same inputs on any machine."""
+    """``{file name: sha256}`` of the dataset's own atomic files (``INPUT_KINDS``) linked into a work folder's
+    dataset folder. Augmented files linked next to them are left out: they are derived from these inputs
+    and the run's settings (their manifests check that), so a run reads the same whether they were linked
+    or built in the work folder."""
     from recbole_llmaug.augment.atomic import sha256_file
 
     return {path.name: sha256_file(path) for path in sorted(Path(folder).iterdir())
-            if path.is_symlink() and not path.name.endswith(".manifest.json")}
+            if path.is_symlink() and path.name.split(".", 1)[-1] in INPUT_KINDS}
 
 
 def run_key(model: str, dataset: str, config: dict, inputs: dict) -> str:

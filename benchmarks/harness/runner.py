@@ -29,8 +29,10 @@ def prepare_work_dir(spec, args):
                           f"and --dataset.")
     target = Path(args.work_dir) / args.dataset
     target.mkdir(parents=True, exist_ok=True)
+    prefix = f"{args.dataset}."
     for path in source.iterdir():
-        if path.suffix[1:] in spec.data_files or path.name.endswith(".manifest.json"):
+        kind = path.name[len(prefix):].removesuffix(".manifest.json") if path.name.startswith(prefix) else None
+        if kind in spec.data_files:  # e.g. 'inter', 'pseudo.llm-ids', and their manifests
             link = target / path.name
             if not link.exists():
                 link.symlink_to(path)

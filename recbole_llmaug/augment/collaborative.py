@@ -116,7 +116,7 @@ def _train(model_name: str, name: str, work_dir: Path, header: tuple, rows: list
 
 
 def train_ranker(sequences: Mapping[str, Sequence[str]], work_dir: Path, name: str, settings: Mapping,
-                 epochs: int) -> SequenceRanker:
+                 epochs: int, seed: int) -> SequenceRanker:
     """Train RecBole's SASRec on ``sequences`` (user -> items in order; the last one is what the model
     learns to predict) and return it as a :class:`SequenceRanker`.
 
@@ -125,7 +125,7 @@ def train_ranker(sequences: Mapping[str, Sequence[str]], work_dir: Path, name: s
     rows = [(user, item, str(step)) for user, items in sequences.items() for step, item in enumerate(items)]
     model, dataset, config = _train(
         "SASRec", name, work_dir, ("user_id:token", "item_id:token", "timestamp:float"), rows, settings, epochs,
-        int(settings.get("seed") or 2020), {
+        seed, {
             "TIME_FIELD": "timestamp", "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
             "MAX_ITEM_LIST_LENGTH": int(settings.get("MAX_ITEM_LIST_LENGTH") or 50),
             "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},

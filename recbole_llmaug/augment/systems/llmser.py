@@ -84,8 +84,14 @@ def _model_fingerprint(files: DatasetFiles, epochs_key: str) -> dict:
         "inputs": files.input_hashes("inter", "item"), "split": _split_settings(files.settings),
         "augment_max_length": setting(files.settings, "augment_max_length"),
         "epochs": int(setting(files.settings, epochs_key)), "sasrec_yaml": sasrec,
-        "seed": setting(files.settings, "seed"), "MAX_ITEM_LIST_LENGTH": setting(files.settings, "MAX_ITEM_LIST_LENGTH"),
+        "seed": int(setting(files.settings, "llmser_ccg_seed")), "MAX_ITEM_LIST_LENGTH": setting(files.settings, "MAX_ITEM_LIST_LENGTH"),
     }
+
+
+def _ranker_budget(files: DatasetFiles) -> tuple:
+    """Epochs and seed of the reverse (CCG) and forward (ARV) SASRec: the augmentation's own seed, so that
+    every training seed of a benchmark shares one set of candidates and of LLM answers."""
+    return int(setting(files.settings, "llmser_ccg_epochs")), int(setting(files.settings, "llmser_ccg_seed"))
 
 
 def _work_dir(files: DatasetFiles) -> Path:
@@ -136,8 +142,7 @@ def build_ccg(files: DatasetFiles, output: Path) -> dict:
     histories = user_train_histories(files)
     users = augmented_users(histories, files.settings)
     reversed_histories = {user: items[::-1] for user, items in histories.items() if items}
-    ranker = train_ranker(reversed_histories, _work_dir(files), "reverse", files.settings,
-                          int(setting(files.settings, "llmser_ccg_epochs")))
+    ranker = train_ranker(reversed_histories, _work_dir(files), "reverse", files.settings, *_ranker_budget(files))
     count = int(setting(files.settings, "llmser_candidates"))
     ranked = ranker.top_k({user: reversed_histories[user] for user in users}, count,
                           exclude={user: set(histories[user]) for user in users})
@@ -162,8 +167,7 @@ def build_arv_candidates(files: DatasetFiles, output: Path) -> dict:
     histories = user_train_histories(files)
     users = [user for user in augmented_users(histories, files.settings) if len(histories[user]) >= 2]
     truncated = {user: items[:-1] for user, items in histories.items() if len(items) >= 2}
-    ranker = train_ranker(truncated, _work_dir(files), "forward", files.settings,
-                          int(setting(files.settings, "llmser_ccg_epochs")))
+    ranker = train_ranker(truncated, _work_dir(files), "forward", files.settings, *_ranker_budget(files))
     count = int(setting(files.settings, "llmser_arv_candidates"))
     ranked = ranker.top_k({user: truncated[user] for user in users}, count,
                           exclude={user: set(truncated[user]) for user in users})

@@ -79,6 +79,7 @@ class LLMSeR(SequentialRecommender):
         Option("llmser_arv_candidates", "int", minimum=1, stage="augment"),
         Option("llmser_reliability", "choice", choices=ARV_PICKERS, stage="augment"),
         Option("llmser_ccg_epochs", "int", minimum=1, stage="augment"),
+        Option("llmser_ccg_seed", "int", stage="augment"),
         Option("llmser_arv", "bool"),
         Option("llmser_fixed_weight", "float", minimum=0, maximum=1),
         Option("llmser_decay_length", "int", minimum=0),
