@@ -73,6 +73,12 @@ LLMSER = (f"python benchmarks/bench_llmser.py run --models SASRec LLMSeR-SASRec 
           f"LLMSeR-BERT4Rec {SEEDS} --epochs 5 --stopping_step 5 --also_test uni100")
 LLMREC = (f"python benchmarks/bench_llmrec.py run --data_path ../runs/lr100k/data --llm_cache_dir ../runs/lr100k/cache "
           f"--epochs 60 {SEEDS} --jobs 2")
+ML100K_SEQ = "--dataset ml-100k --data_path dataset_atomic"  # written by any run on the embedded ml-100k
+LLMSER_ML100K = (f"python benchmarks/bench_llmser.py run --models SASRec LLMSeR-SASRec GRU4Rec LLMSeR-GRU4Rec BERT4Rec "
+                 f"LLMSeR-BERT4Rec {ML100K_SEQ} --settings benchmarks/llmser_all_users.yaml {SEEDS} --epochs 5 "
+                 f"--stopping_step 5 --also_test uni100")
+LLMREC_BEAUTY = (f"python benchmarks/bench_llmrec.py run --models LightGCN LLMRec BPR BPR-aug LightGCN-aug --dataset beauty "
+                 f"--data_path ../shared/data --epochs 60 {SEEDS} --jobs 2")
 PAIRS = [
     Pair("beauty", "LLM-ESR", "LLMESR-SASRec", "SASRec", "llmesr_cpu_sasrec_5ep",
          llmesr("SASRec", 5), "llmesr_cost", "LLMESR-SASRec"),
@@ -84,6 +90,16 @@ PAIRS = [
     Pair("beauty", "LLMSeR", "LLMSeR-SASRec", "SASRec", "llmser", LLMSER, "llmser_cost", "LLMSeR-SASRec"),
     Pair("beauty", "LLMSeR", "LLMSeR-GRU4Rec", "GRU4Rec", "llmser", LLMSER, "llmser_cost", "LLMSeR-GRU4Rec"),
     Pair("beauty", "LLMSeR", "LLMSeR-BERT4Rec", "BERT4Rec", "llmser", LLMSER, "llmser_cost", "LLMSeR-BERT4Rec"),
+    Pair("ml-100k", "LLM-ESR", "LLMESR-SASRec", "SASRec", "llmesr_ml-100k_sasrec", f"{llmesr('SASRec', 5)} {ML100K_SEQ}"),
+    Pair("ml-100k", "LLM-ESR", "LLMESR-GRU4Rec", "GRU4Rec", "llmesr_ml-100k_gru4rec", f"{llmesr('GRU4Rec', 5)} {ML100K_SEQ}"),
+    Pair("ml-100k", "LLM-ESR", "LLMESR-BERT4Rec", "BERT4Rec", "llmesr_ml-100k_bert4rec",
+         f"{llmesr('BERT4Rec', 5)} {ML100K_SEQ}"),
+    Pair("ml-100k", "LLMSeR", "LLMSeR-SASRec", "SASRec", "llmser_ml-100k", LLMSER_ML100K),
+    Pair("ml-100k", "LLMSeR", "LLMSeR-GRU4Rec", "GRU4Rec", "llmser_ml-100k", LLMSER_ML100K),
+    Pair("ml-100k", "LLMSeR", "LLMSeR-BERT4Rec", "BERT4Rec", "llmser_ml-100k", LLMSER_ML100K),
+    Pair("beauty", "LLMRec", "LLMRec", "LightGCN", "llmrec_beauty", LLMREC_BEAUTY),
+    Pair("beauty", "LLMRec (augmented file)", "LightGCN-aug", "LightGCN", "llmrec_beauty", LLMREC_BEAUTY),
+    Pair("beauty", "LLMRec (augmented file)", "BPR-aug", "BPR", "llmrec_beauty", LLMREC_BEAUTY),
     Pair("ml-100k", "LLMRec", "LLMRec", "LightGCN", "llmrec", LLMREC, "llmrec_cost", "LLMRec"),
     Pair("ml-100k", "LLMRec (augmented file)", "LightGCN-aug", "LightGCN", "llmrec", LLMREC,
          "llmrec_cost", "LightGCN-aug"),

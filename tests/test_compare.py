@@ -136,3 +136,22 @@ def test_composition_table_adds_the_two_gains_and_compares_the_composed_one(resu
     text = compare.report("toy", results, results / "out" / "cmp")
     assert "| toy | Base | all | A | +0.0200 | B | +0.0100 | +0.0300 | AB | +0.0250 | +0.0050 |" in text
     assert "| toy | Base | all | A | +0.0200 | B | +0.0100 | pending | C | pending | pending |" in text
+
+
+def test_every_declared_command_parses_with_its_benchmarks_parser():
+    """``--run`` starts these commands: each names a script here, variants its spec knows and options its
+    parser takes (with the ``--results`` that ``--run`` adds)."""
+    import importlib
+    import shlex
+
+    from benchmarks.harness import build_parser
+
+    commands = {pair.command for pair in compare.PAIRS if compare.runnable(pair)}
+    commands |= {pair.command for c in compare.COMPOSITIONS for pair in c.pairs()}
+    assert len(commands) >= 8
+    for command in commands:
+        argv = shlex.split(command)
+        assert argv[:2] == ["python", argv[1]] and argv[1].startswith("benchmarks/bench_")
+        spec = importlib.import_module("benchmarks." + argv[1][len("benchmarks/"):-len(".py")]).SPEC
+        args = build_parser(spec).parse_args(argv[2:] + ["--results", "x"])
+        spec.resolve(args.models or spec.default_variants)
