@@ -424,18 +424,30 @@ class LLMESR(SequentialRecommender):
             positions[arange, last] = True
         return item_seq, positions, targets, last
 
-    def calculate_loss(self, interaction):
+    def training_batch(self, interaction):
+        """The rows this step learns from: ``(users [B], item_seq [B, L], item_seq_len [B], target [B])``, all
+        rows in ``prefix`` mode, each user's last training prefix in ``whole`` mode; ``None`` when no row is
+        kept (no user ends its training sequence in this batch)."""
         users = interaction[self.USER_ID]
         item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         target = interaction[self.ITEM_ID]
         if self.train_mode == "whole":
             keep = self.select_last_rows(interaction)
             if not keep.any():
-                # no user ends its training sequence in this batch: nothing to learn from
-                zero = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
-                return (zero, zero) if self.distill else zero
+                return None
             users, item_seq, item_seq_len, target = users[keep], item_seq[keep], item_seq_len[keep], target[keep]
+        return users, item_seq, item_seq_len, target
 
+    def nothing_to_learn(self):
+        """A zero loss (both terms with distillation) that keeps every trainable parameter in the graph."""
+        zero = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
+        return (zero, zero) if self.distill else zero
+
+    def calculate_loss(self, interaction):
+        rows = self.training_batch(interaction)
+        if rows is None:
+            return self.nothing_to_learn()
+        users, item_seq, item_seq_len, target = rows
         inputs, positions, targets, user_pos = self.training_rows(item_seq, item_seq_len, target)
         sem_table = self.semantic_item_table() if self.use_semantic else None
         out = self.encode(inputs, sem_table)  # [B, L, R]

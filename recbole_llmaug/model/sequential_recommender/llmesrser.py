@@ -78,16 +78,10 @@ class LLMESRSeR(LLMESR):
         return rec, torch.where(has_teacher, distance, torch.zeros_like(distance))
 
     def calculate_loss(self, interaction):
-        users = interaction[self.USER_ID]
-        item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
-        target = interaction[self.ITEM_ID]
-        if self.train_mode == "whole":
-            keep = self.select_last_rows(interaction)  # on the original rows, which the model's buffers hold
-            if not keep.any():
-                zero = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
-                return (zero, zero) if self.distill else zero
-            users, item_seq, item_seq_len, target = users[keep], item_seq[keep], item_seq_len[keep], target[keep]
-
+        rows = self.training_batch(interaction)  # selected on the original rows, which the model's buffers hold
+        if rows is None:
+            return self.nothing_to_learn()
+        users, item_seq, item_seq_len, target = rows
         inputs, positions, targets, user_pos = self.training_rows(item_seq, item_seq_len, target)
         sem_table = self.semantic_item_table() if self.use_semantic else None
         teacher, has_teacher = self.teacher(users) if self.distill else (None, None)
