@@ -397,7 +397,8 @@ def runnable(pair: Pair) -> bool:
     return pair.command.startswith("python benchmarks/") and "+" not in pair.report
 
 
-def run_missing(pairs, results: Path, protocol: str = "full", extra_args=(), call=subprocess.call) -> list:
+def run_missing(pairs, results: Path, protocol: str = "full", extra_args=(), call=subprocess.call,
+                dry_run: bool = False) -> list:
     """Run the benchmark command of every pair not yet recorded under ``protocol`` (each command once),
     writing into the pair's report in ``results``; the harness reuses every run already recorded with the
     same run key and code version (``benchmarks/harness/reuse.py``), so only missing cells train.
@@ -412,8 +413,8 @@ def run_missing(pairs, results: Path, protocol: str = "full", extra_args=(), cal
         argv = [sys.executable, *shlex.split(pair.command)[1:], "--results", str(results / pair.report), *extra_args]
         if argv in done:
             continue
-        print("running:", " ".join(argv[1:]), flush=True)
-        code = call(argv, cwd=str(REPO_ROOT))
+        print("would run:" if dry_run else "running:", " ".join(argv[1:]), flush=True)
+        code = 0 if dry_run else call(argv, cwd=str(REPO_ROOT))
         if code != 0:
             raise SystemExit(f"error: {' '.join(argv[1:])} exited with {code}; its log names the failed runs. "
                              f"Fix the cause and run this command again: recorded runs are not trained again.")
@@ -478,6 +479,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="writes <out>.md, <out>_groups.png, <out>_cost.png")
     parser.add_argument("--run", action="store_true",
                         help="first run the benchmark command of every pending pair (only its missing runs train)")
+    parser.add_argument("--dry_run", action="store_true", help="with --run: print the commands, run none")
     parser.add_argument("--run_args", default="", metavar="ARGS",
                         help="appended to every command --run starts, e.g. '--jobs 2' or '--device gpu --jobs 8'")
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -485,7 +487,9 @@ def main(argv=None):
     if args.run:
         pairs = [pair for pair in PAIRS if args.dataset in ("all", pair.dataset)]
         pairs += [pair for c in COMPOSITIONS if args.dataset in ("all", c.dataset) for pair in c.pairs()]
-        run_missing(pairs, Path(args.results), args.protocol, shlex.split(args.run_args))
+        run_missing(pairs, Path(args.results), args.protocol, shlex.split(args.run_args), dry_run=args.dry_run)
+        if args.dry_run:
+            return
     print(report(args.dataset, Path(args.results), Path(args.out), args.metric,
                  " ".join(["python benchmarks/compare.py", *argv]), args.protocol))
 

@@ -96,6 +96,8 @@ def test_run_starts_each_pending_pairs_command_once_into_its_report(results, mon
     assert [argv[1:] for argv in calls] == [["benchmarks/bench_toy.py", "run", "--epochs", "2", "--results",
                                              str(results / "later"), "--jobs", "2"]]
     assert done == calls
+    dry = compare.run_missing(compare.PAIRS, results, call=lambda argv, cwd: 1 / 0, dry_run=True)  # never calls
+    assert [argv[1:] for argv in dry] == [calls[0][1:-2]]
     with pytest.raises(SystemExit, match="exited with 3"):
         compare.run_missing(compare.PAIRS, results, call=lambda argv, cwd: 3)
 
