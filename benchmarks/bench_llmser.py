@@ -62,8 +62,9 @@ SPEC = BenchSpec(
                                     "LLMSeR-SASRec-noFilter"],
     timing_variants=["SASRec", "LLMSeR-SASRec", "GRU4Rec", "LLMSeR-GRU4Rec", "BERT4Rec", "LLMSeR-BERT4Rec"],
     timing_reference="SASRec",
-    data_files=("inter", "item", "itememb", "useremb", "simuser", "ccgcand", "arvcand", "pseudo.llm-ids", "pseudo.llm-ids-nofilter",
-                "pseudo.llm-text", "pseudo.embedding", "pseudo.none", "arv.llm", "arv.embedding", "arv.none"),
+    data_files=("inter", "item", "itememb", "useremb", "simuser", "ccgcand", "arvcand", "pseudo.llm-ids",
+                "pseudo.llm-ids-nofilter", "pseudo.llm-text", "pseudo.embedding", "pseudo.none", "arv.llm",
+                "arv.embedding", "arv.none"),
     # leave-one-out, chronological; only users with <= 3 training items augmented (see the docstring)
     settings={"eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user"},
               "augment_max_length": 3},

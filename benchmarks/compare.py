@@ -36,13 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.harness.reports import mean_std, read_records, result_key  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS = REPO_ROOT / "benchmarks" / "results"
 GROUP_SETS = {
     "Overall and long-tail users": ("all", "tail_user", "head_user"),
     "Long-tail items": ("tail_item", "head_item"),
     "Short / medium / long users (LLMSeR's groups)": ("short_user", "medium_user", "long_user"),
 }
+GROUPS = tuple(group for groups in GROUP_SETS.values() for group in groups)  # every group, in table order
 FIGURE_GROUPS = ("all", "tail_user", "head_user", "tail_item", "head_item")
 
 
@@ -209,7 +210,7 @@ def compare_pair(pair: Pair, results: Path, metric: str = "ndcg@10", protocol: s
     if not base or not system:  # not recorded (yet) under this protocol
         return None
     groups = {}
-    for group in dict.fromkeys(g for gs in GROUP_SETS.values() for g in gs):
+    for group in GROUPS:
         key = result_key(group, metric)
         pairs, p = paired(base, system, key)
         if not pairs:
@@ -300,8 +301,7 @@ def headline_figure(compared, path, metric):
     significance marks; red where the system loses."""
     plt = _pyplot()
     done = [(pair, result) for pair, result in compared if result]
-    groups = [group for group in ("all", "tail_user", "head_user", "tail_item", "head_item", "short_user",
-                                  "medium_user", "long_user")
+    groups = [group for group in GROUPS
               if any(group in result["groups"] and statistics.mean(result["groups"][group]["backbone"]) > 0
                      for _, result in done)]
     if not done or not groups:

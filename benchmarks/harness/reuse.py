@@ -8,8 +8,8 @@ with the same settings) and reuses it instead of training again.
 
 * The run key hashes the model class, the dataset name, the sha256 of the dataset's atomic files linked
   from the data folder (not the augmented files linked next to them), and the run's settings without
-  the ones that only say where files go or how fast the
-  evaluation batches are (``NOT_RESULTS``). The seed and the eval mode are settings, so they are in it.
+  the ones that only say where files go or how fast the evaluation batches are (``NOT_RESULTS``). The
+  seed and the eval mode are settings, so they are in it.
 * The code version hashes the package's source and property files (``recbole_llmaug/``, ``properties/``) and
   the harness child that trains: a change in any of them may change a result, so by default
   (``--reuse same-code``) it trains again; ``--reuse same-config`` trusts records of other code versions

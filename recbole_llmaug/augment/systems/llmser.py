@@ -84,7 +84,8 @@ def _model_fingerprint(files: DatasetFiles, epochs_key: str) -> dict:
         "inputs": files.input_hashes("inter", "item"), "split": _split_settings(files.settings),
         "augment_max_length": setting(files.settings, "augment_max_length"),
         "epochs": int(setting(files.settings, epochs_key)), "sasrec_yaml": sasrec,
-        "seed": int(setting(files.settings, "llmser_ccg_seed")), "MAX_ITEM_LIST_LENGTH": setting(files.settings, "MAX_ITEM_LIST_LENGTH"),
+        "seed": int(setting(files.settings, "llmser_ccg_seed")),
+        "MAX_ITEM_LIST_LENGTH": setting(files.settings, "MAX_ITEM_LIST_LENGTH"),
     }
 
 
