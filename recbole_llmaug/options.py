@@ -48,6 +48,9 @@ class Option:
     def check(self, value):
         """The value, converted where harmless (an integral float for an int); None if it is not allowed."""
         if value is None:
+            if not self.optional and self.kind == "choice" and "none" in self.choices:
+                # `--llmser_pseudo=none` arrives as None (a command-line value `none` reads as ~, as in yaml)
+                return (True, "none")
             return (True, None) if self.optional else (False, None)
         kind = self.kind
         if kind == "bool":

@@ -19,6 +19,7 @@ from conftest import write_tiny_dataset
 from recbole_llmaug.augment.atomic import read_atomic
 from recbole_llmaug.augment.systems import llmser as system
 from recbole_llmaug.config import load_settings, make_config
+from recbole_llmaug.errors import UserError
 from recbole_llmaug.model.sequential_recommender.llmser import LLMSeR, prepend
 
 N_USERS, N_ITEMS = 12, 12
@@ -399,6 +400,14 @@ def test_composed_settings_are_llmsers_then_llmesrs():
     assert settings["hidden_size"] == 64 and settings["alpha"] == 0.1  # LLMESR.yaml
 
 
+def test_the_none_choices_can_be_given_on_the_command_line():
+    # `--llmser_pseudo=none` reads as ~ (as in yaml); the choice named 'none' must still be chosen
+    settings = load_settings("tiny", "LLMSeR", config_dict={"llmser_pseudo": "none", "llmser_reliability": "None"})
+    assert settings["llmser_pseudo"] == "none" and settings["llmser_reliability"] == "none"
+    with pytest.raises(UserError, match="Option 'llmser_pseudo' must be"):
+        load_settings("tiny", "LLMSeR", config_dict={"llmser_pseudo": "nothing"})
+
+
 @pytest.mark.parametrize("backbone", ["SASRec", "BERT4Rec"])
 def test_composed_loss_with_every_weight_zero_is_llmesrs(augmented, backbone):
     """Same seed, same batch, training mode (dropout, BERT4Rec's random masks): LLMESR's two loss terms."""
@@ -483,3 +492,21 @@ def test_a_training_seed_reuses_the_candidates_and_llmser_ccg_seed_rebuilds_them
     assert system.arv_candidates_fingerprint(DatasetFiles(dict(settings, seed=2021))) == \
         system.arv_candidates_fingerprint(DatasetFiles(settings))
     assert system.ccg_fingerprint(DatasetFiles(dict(settings, llmser_ccg_seed=7))) != base
+
+
+def test_augment_llmser_builds_the_outputs_its_settings_choose(augmented):
+    """``--augment=llmser --llmser_pseudo=none --llmser_reliability=embedding`` builds what such a run trains
+    on (it used to build the default LLM outputs whatever the settings said)."""
+    from recbole.utils import ModelType
+
+    from recbole_llmaug.augment import run_augmentor
+
+    settings = load_settings("tiny", "LLMSeR", config_dict=dict(
+        augmented["overrides"], llmser_pseudo="none", llmser_reliability="embedding"))
+    built = run_augmentor("llmser", dict(settings, MODEL_TYPE=ModelType.SEQUENTIAL))["outputs"]
+    chosen = [system.PSEUDO["none"].name, system.ARV["embedding"].name]
+    assert [name for name in built if name in {*chosen, system.PSEUDO["llm-ids"].name, system.ARV["llm"].name}] == chosen
+    assert not any(built[name]["reused"] for name in chosen)
+    assert (augmented["out"] / "tiny.pseudo.none").is_file() and (augmented["out"] / "tiny.arv.embedding").is_file()
+    without_arv = load_settings("tiny", "LLMSeR", config_dict=dict(augmented["overrides"], llmser_arv=False))
+    assert system.SYSTEM.outputs_under(without_arv) == (system.PSEUDO["llm-ids"].name,)

@@ -47,6 +47,9 @@ class System:
     ('sequential' for sequential recommenders, 'general' for the random/ordered split of general ones).
     ``model``: the model whose property file holds the system's augmentation options (read when
     ``--augment=<system>`` is run without ``--model``).
+    ``select(settings) -> names``: for a system whose settings choose among its outputs (LLMSeR's
+    ``llmser_pseudo`` and ``llmser_reliability``), the outputs ``--augment=<system>`` builds under those
+    settings, i.e. what its model then trains on; ``outputs`` are what it builds under the defaults.
     """
 
     name: str
@@ -54,6 +57,10 @@ class System:
     split: str = "sequential"
     model: Optional[str] = None
     doc: str = ""
+    select: Optional[Callable] = None
+
+    def outputs_under(self, settings) -> Tuple[str, ...]:
+        return tuple(self.select(settings)) if self.select is not None else self.outputs
 
 
 @dataclass

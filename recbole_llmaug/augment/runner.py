@@ -17,7 +17,7 @@ from filelock import FileLock
 from recbole_llmaug.augment.atomic import sha256_file
 from recbole_llmaug.augment.files import DatasetFiles
 from recbole_llmaug.augment.manifest import freshness, load_manifest, normalised, write_manifest
-from recbole_llmaug.augment.outputs import Output, expand, get_output, system_of
+from recbole_llmaug.augment.outputs import Output, expand, get_output, registry, system_of
 from recbole_llmaug.data.folders import check_dataset
 from recbole_llmaug.errors import UserError
 
@@ -97,11 +97,13 @@ def _run_all(members: List[str], files: DatasetFiles) -> Dict[str, dict]:
 
 
 def run_augmentor(name: str, settings: Mapping) -> dict:
-    """Build (or reuse) one output, or every output of a system, and return its manifest.
+    """Build (or reuse) one output, or every output of a system (those its settings select, see
+    :class:`~recbole_llmaug.augment.outputs.System`), and return its manifest.
 
     A system such as ``llmesr`` returns ``{"augmentor": name, "outputs": {member: manifest}}``.
     """
-    members = expand([name])
+    system = registry().systems.get(name)
+    members = expand(system.outputs_under(settings) if system is not None else [name])
     files = _prepare([name], settings)
     manifests = _run_all(members, files)
     if name in manifests:

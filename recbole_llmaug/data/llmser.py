@@ -4,7 +4,7 @@ its weight for dual-channel training, from the augmentor's outputs."""
 import torch
 from recbole.data.dataset import SequentialDataset
 
-from recbole_llmaug.augment.systems.llmser import ARV, PSEUDO
+from recbole_llmaug.augment.systems.llmser import ARV, PSEUDO, selected_outputs
 from recbole_llmaug.data.augmented import AugmentedDataset
 
 
@@ -14,10 +14,7 @@ class LLMSeRDataset(AugmentedDataset, SequentialDataset):
 
     @classmethod
     def needed_outputs(cls, config) -> tuple:
-        names = [PSEUDO[config["llmser_pseudo"]].name]
-        if config["llmser_arv"]:
-            names.append(ARV[config["llmser_reliability"]].name)
-        return tuple(names)
+        return selected_outputs(config)
 
     def pseudo_items(self) -> torch.Tensor:
         """``[n_users, M]`` internal item ids, oldest first, left-aligned, 0 = none."""

@@ -471,7 +471,18 @@ ARV = {
     ) for picker in ARV_PICKERS
 }
 OUTPUTS = (CCG, ARV_CANDIDATES, *PSEUDO.values(), *ARV.values())
+def selected_outputs(settings) -> tuple:
+    """The outputs an LLMSeR run trains on: the pseudo-prior items of ``llmser_pseudo`` and, with ARV on,
+    the reliability of ``llmser_reliability`` (what ``--augment=llmser`` builds under the same settings)."""
+    names = [PSEUDO[settings["llmser_pseudo"]].name]
+    if settings["llmser_arv"]:
+        names.append(ARV[settings["llmser_reliability"]].name)
+    return tuple(names)
+
+
 SYSTEM = System(
     name="llmser", outputs=(PSEUDO["llm-ids"].name, ARV["llm"].name), split="sequential", model="LLMSeR",
-    doc="LLMSeR (default modes): pseudo-prior items chosen by the LLM, and the LLM-validated reliability",
+    doc="LLMSeR: pseudo-prior items and each user's reliability, chosen as llmser_pseudo and "
+        "llmser_reliability say (default: the LLM picks both)",
+    select=selected_outputs,
 )

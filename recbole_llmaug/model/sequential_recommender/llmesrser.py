@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from recbole_llmaug.model.sequential_recommender.llmesr import LLMESR
-from recbole_llmaug.model.sequential_recommender.llmser import LLMSeR, prepend, with_prefix
+from recbole_llmaug.model.sequential_recommender.llmser import LLMSeR, inference_input, prepend
 
 COMPOSED_OPTIONS = ("augment_max_length", "llmser_")  # LLMSeR's options that this model keeps
 
@@ -104,14 +104,9 @@ class LLMESRSeR(LLMESR):
         return rec_loss, self.alpha * distill_loss
 
     # ------------------------------------------------------------------ prediction
-    def _inference_input(self, interaction):
-        if not self.augmented_inference:
-            return interaction
-        return with_prefix(self, interaction)
-
     def predict(self, interaction):
-        return super().predict(self._inference_input(interaction))
+        return super().predict(inference_input(self, interaction))
 
     def full_sort_predict(self, interaction):
-        return super().full_sort_predict(self._inference_input(interaction))
+        return super().full_sort_predict(inference_input(self, interaction))
 

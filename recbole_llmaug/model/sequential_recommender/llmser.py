@@ -62,6 +62,12 @@ def with_prefix(model, interaction):
     return Interaction(dict(interaction.interaction, **{model.ITEM_SEQ: seq, model.ITEM_SEQ_LEN: length}))
 
 
+def inference_input(model, interaction):
+    """What ``model`` scores: the sequences with the pseudo-prior items in front (``llmser_inference:
+    augmented``, the official choice) or the real ones (``original``)."""
+    return with_prefix(model, interaction) if model.augmented_inference else interaction
+
+
 class LLMSeR(SequentialRecommender):
     r"""LLMSeR around RecBole's SASRec, GRU4Rec or BERT4Rec (``backbone``)."""
 
@@ -154,13 +160,8 @@ class LLMSeR(SequentialRecommender):
         return ((1 - weight) * original + weight * augmented).mean()
 
     # ------------------------------------------------------------------ prediction
-    def _inference_input(self, interaction):
-        if not self.augmented_inference:
-            return interaction
-        return with_prefix(self, interaction)
-
     def predict(self, interaction):
-        return self.backbone.predict(self._inference_input(interaction))
+        return self.backbone.predict(inference_input(self, interaction))
 
     def full_sort_predict(self, interaction):
-        return self.backbone.full_sort_predict(self._inference_input(interaction))
+        return self.backbone.full_sort_predict(inference_input(self, interaction))
