@@ -49,7 +49,7 @@ class Option:
         """The value, converted where harmless (an integral float for an int); None if it is not allowed."""
         if value is None:
             if not self.optional and self.kind == "choice" and "none" in self.choices:
-                # `--llmser_pseudo=none` arrives as None (a command-line value `none` reads as ~, as in yaml)
+                # `--llmser_pseudo=none` arrives as None (config.parse_override reads `none` as ~, as yaml does)
                 return (True, "none")
             return (True, None) if self.optional else (False, None)
         kind = self.kind

@@ -12,7 +12,7 @@ its own outputs and its group in ``recbole_llmaug/augment/systems/<system>.py`` 
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from recbole_llmaug.errors import UserError
 
@@ -122,14 +122,15 @@ def system_of(names: Iterable[str]) -> Optional[System]:
     return next((systems[name] for name in names if name in systems), None)
 
 
-def expand(names: Iterable[str]) -> List[str]:
-    """Output names with systems unfolded and dependencies first, each once."""
+def expand(names: Iterable[str], settings: Mapping) -> List[str]:
+    """Output names with systems unfolded (into the outputs ``settings`` select, :meth:`System.outputs_under`)
+    and dependencies first, each once."""
     reg = registry()
     ordered: List[str] = []
 
     def visit(name):
         if name in reg.systems:
-            for member in reg.systems[name].outputs:
+            for member in reg.systems[name].outputs_under(settings):
                 visit(member)
             return
         if name not in reg.outputs:

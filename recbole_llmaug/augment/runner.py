@@ -17,7 +17,7 @@ from filelock import FileLock
 from recbole_llmaug.augment.atomic import sha256_file
 from recbole_llmaug.augment.files import DatasetFiles
 from recbole_llmaug.augment.manifest import freshness, load_manifest, normalised, write_manifest
-from recbole_llmaug.augment.outputs import Output, expand, get_output, registry, system_of
+from recbole_llmaug.augment.outputs import Output, expand, get_output, system_of
 from recbole_llmaug.data.folders import check_dataset
 from recbole_llmaug.errors import UserError
 
@@ -102,8 +102,7 @@ def run_augmentor(name: str, settings: Mapping) -> dict:
 
     A system such as ``llmesr`` returns ``{"augmentor": name, "outputs": {member: manifest}}``.
     """
-    system = registry().systems.get(name)
-    members = expand(system.outputs_under(settings) if system is not None else [name])
+    members = expand([name], settings)
     files = _prepare([name], settings)
     manifests = _run_all(members, files)
     if name in manifests:
@@ -113,6 +112,6 @@ def run_augmentor(name: str, settings: Mapping) -> dict:
 
 def ensure_augmented(names: List[str], settings: Mapping) -> Dict[str, dict]:
     """Make sure the outputs of ``names`` (and their dependencies) exist and are fresh; their manifests."""
-    members = expand(names)
+    members = expand(names, settings)
     files = _prepare(names, settings)
     return _run_all(members, files)

@@ -471,6 +471,8 @@ ARV = {
     ) for picker in ARV_PICKERS
 }
 OUTPUTS = (CCG, ARV_CANDIDATES, *PSEUDO.values(), *ARV.values())
+
+
 def selected_outputs(settings) -> tuple:
     """The outputs an LLMSeR run trains on: the pseudo-prior items of ``llmser_pseudo`` and, with ARV on,
     the reliability of ``llmser_reliability`` (what ``--augment=llmser`` builds under the same settings)."""
