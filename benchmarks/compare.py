@@ -462,7 +462,7 @@ def report(dataset, results: Path, out: Path, metric="ndcg@10", command="", prot
         previous = pair.command
         cost = costs[pair]
         cost_text = "n/a" if not cost else f"{pair.cost} (${cost['usd']:.2f}, " + (
-            f"{cost['calls']} LLM calls)" if cost["calls"] else f"{cost['embedding_tokens'] / 1e6:.2f}M embedding tokens)")
+            f"{cost['pass_calls']} LLM calls)" if cost["pass_calls"] else f"{cost['embedding_tokens'] / 1e6:.2f}M embedding tokens)")
         lines.append(f"| {pair.system}: {pair.variant} vs {pair.backbone} | {pair.report} | {seeds} | {cost_text} "
                      f"| `{command}` |")
     text = "\n".join(lines) + "\n"

@@ -8,8 +8,15 @@ baseline (mean over seeds, from a harness report's JSON) by that cost.
 
 Token counts are the serving model's (SmolLM2's tokenizer on the local server); another model's tokenizer
 counts about as many for the same English prompts, so the price is an estimate of what the same pass costs
-there, stated with the price used. A manifest's usage counts the calls of the run that wrote it: a pass
-resumed from a cache counts only the calls it made itself (``cache_hits`` says how many it reused).
+there, stated with the price used.
+
+A manifest's usage counts the calls of the run that wrote it, so a pass resumed across runs (the LLMSeR
+Beauty pass took four sessions) reuses most answers from the cache (``cache_hits``). The tables state what
+the stage costs *from an empty cache*: its calls plus its cache hits, and its tokens plus the tokens of the
+reused answers as they were counted when paid for (``cached_prompt_tokens``, ``cached_completion_tokens``).
+A manifest written before those fields existed gets them extrapolated from its own calls' mean, and its
+wall time from an empty cache is this run's scaled by (calls + hits) / calls; both are marked ``~``.
+Embedding tokens are this run's only (embedding cache hits keep no token count; they cost little).
 
     python benchmarks/cost.py --data_dir ../runs/lr100k/data --dataset ml-100k \\
         --results benchmarks/results/llmrec.json --baseline LightGCN --metrics recall@20 ndcg@20 \\
@@ -32,14 +39,18 @@ DEFAULT_PRICE = {"input": 0.15, "output": 0.60, "embedding": 0.02}
 
 
 def stage_usage(manifest: dict) -> dict:
-    """One output's manifest -> ``calls``, ``cache_hits``, ``failures``, ``prompt_tokens``,
-    ``completion_tokens``, ``embedding_tokens``, ``wall_time_s`` (0 where the manifest has none)."""
+    """One output's manifest -> this run's ``calls``, ``cache_hits``, ``failures``, ``prompt_tokens``,
+    ``completion_tokens``, ``embedding_tokens``, ``wall_time_s`` (0 where the manifest has none), and the
+    stage from an empty cache: ``pass_calls``, ``pass_prompt_tokens``, ``pass_completion_tokens``,
+    ``pass_wall_time_s`` (``None`` when this run made no call but reused some: nothing to scale), and
+    ``estimated``: which of those were extrapolated (``"tokens"``, ``"wall time"``; see the module's
+    docstring)."""
     usage = manifest.get("usage") or {}
     embedding = manifest.get("embedding_usage")
     is_embedding_only = embedding is None and "completion_tokens" not in usage and "embedding" in manifest
     llm = {} if is_embedding_only else usage
     embedding = usage if is_embedding_only else (embedding or {})
-    return {
+    stage = {
         "calls": int(llm.get("calls", 0)),
         "cache_hits": int(llm.get("cache_hits", 0)),
         "failures": int(llm.get("failures", 0)),
@@ -48,6 +59,18 @@ def stage_usage(manifest: dict) -> dict:
         "embedding_tokens": int(embedding.get("prompt_tokens", 0)),
         "wall_time_s": float(manifest.get("wall_time_s", 0.0)),
     }
+    calls, hits = stage["calls"], stage["cache_hits"]
+    tokens_estimated = hits > 0 and "cached_prompt_tokens" not in llm
+    for name in ("prompt_tokens", "completion_tokens"):
+        reused = (stage[name] * hits / calls if calls else 0.0) if tokens_estimated else llm.get(f"cached_{name}", 0)
+        stage[f"pass_{name}"] = int(round(stage[name] + reused))
+    stage["pass_calls"] = calls + hits
+    if hits == 0:
+        stage["pass_wall_time_s"] = stage["wall_time_s"]
+    else:
+        stage["pass_wall_time_s"] = stage["wall_time_s"] * (calls + hits) / calls if calls else None
+    stage["estimated"] = ["tokens"] * tokens_estimated + ["wall time"] * (hits > 0)
+    return stage
 
 
 def read_stages(data_dir, dataset, suffixes) -> dict:
@@ -64,14 +87,22 @@ def read_stages(data_dir, dataset, suffixes) -> dict:
 
 
 def total(stages: dict, suffixes) -> dict:
-    """The sum of ``stages`` over ``suffixes``."""
+    """The sum of ``stages`` over ``suffixes`` (``pass_wall_time_s`` is ``None`` if one stage's is;
+    ``estimated`` the union)."""
     keys = next(iter(stages.values())).keys() if stages else []
-    return {key: sum(stages[suffix][key] for suffix in suffixes) for key in keys}
+    summed = {}
+    for key in keys:
+        values = [stages[suffix][key] for suffix in suffixes]
+        if key == "estimated":
+            summed[key] = sorted(set().union(*values), reverse=True)
+        else:
+            summed[key] = None if any(value is None for value in values) else sum(values)
+    return summed
 
 
 def dollars(usage: dict, price: dict) -> float:
-    """USD of ``usage`` at ``price`` (USD per million input, output and embedding tokens)."""
-    return (usage["prompt_tokens"] * price["input"] + usage["completion_tokens"] * price["output"]
+    """USD of ``usage`` from an empty cache at ``price`` (USD per million input, output and embedding tokens)."""
+    return (usage["pass_prompt_tokens"] * price["input"] + usage["pass_completion_tokens"] * price["output"]
             + usage["embedding_tokens"] * price["embedding"]) / 1e6
 
 
@@ -83,7 +114,8 @@ def mean_metric(records, name, metric):
 
 
 def cost_rows(stages, uses, records, baseline, metrics, price, baselines=None):
-    """One dict per variant of ``uses`` (``{variant: [suffixes]}``): its summed usage and price, and per
+    """One dict per variant of ``uses`` (``{variant: [suffixes]}``): its summed usage and price from an
+    empty cache, and per
     metric the baseline's mean (``baselines[variant]``, else ``baseline``), the variant's mean, the gain, the
     relative gain and the gain per dollar, per LLM hour and per thousand calls (``None`` where the cost is
     zero or a mean is missing)."""
@@ -101,8 +133,9 @@ def cost_rows(stages, uses, records, baseline, metrics, price, baselines=None):
             row["metrics"][metric] = {
                 "baseline": base, "baseline_runs": base_n, "value": value, "runs": n, "gain": gain,
                 "relative": gain / base if gain is not None and base else None,
-                "per_usd": per(cost), "per_hour": per(usage["wall_time_s"] / 3600.0),
-                "per_1k_calls": per(usage["calls"] / 1000.0),
+                "per_usd": per(cost),
+                "per_hour": per(usage["pass_wall_time_s"] / 3600.0) if usage["pass_wall_time_s"] is not None else None,
+                "per_1k_calls": per(usage["pass_calls"] / 1000.0),
             }
         rows.append(row)
     return rows
@@ -112,27 +145,40 @@ def _num(value, spec):
     return "n/a" if value is None else format(value, spec)
 
 
+def _approx(usage: dict, what: str) -> str:
+    return "~" if what in usage["estimated"] else ""
+
+
+def _hours(seconds) -> str:
+    return "n/a" if seconds is None else f"{seconds / 3600:.2f}"
+
+
 def markdown(stages, rows, baseline, price, command):
     """The stage table, then one row per variant: its cost and its gain per unit of cost."""
     lines = [f"# Cost of the augmentation and gain per cost\n",
              f"Price stated: USD {price['input']} / {price['output']} per million input / output tokens and "
              f"{price['embedding']} per million embedding tokens (tokens counted by the serving model). Gains are "
-             f"the mean over seeds of the variant minus the mean of its baseline (`{baseline}` unless named).\n",
+             f"the mean over seeds of the variant minus the mean of its baseline (`{baseline}` unless named). "
+             f"Calls, tokens, hours and USD are each stage's from an empty cache: the calls its manifest's run "
+             f"made plus the answers it reused from the cache; `~` marks a figure extrapolated from that run's "
+             f"calls (see `benchmarks/cost.py`).\n",
              f"Command: `{command}`\n",
-             "| stage | LLM calls | cache hits | failed answers | prompt tokens | answer tokens | embedding tokens "
-             "| wall time s | USD |", "|---|---|---|---|---|---|---|---|---|"]
+             "| stage | LLM calls | of them reused from the cache | failed answers | prompt tokens | answer tokens "
+             "| embedding tokens | wall time h | USD |", "|---|---|---|---|---|---|---|---|---|"]
     for suffix, usage in stages.items():
-        lines.append(f"| .{suffix} | {usage['calls']} | {usage['cache_hits']} | {usage['failures']} | "
-                     f"{usage['prompt_tokens']} | {usage['completion_tokens']} | {usage['embedding_tokens']} | "
-                     f"{usage['wall_time_s']:.0f} | {dollars(usage, price):.4f} |")
+        tokens = _approx(usage, "tokens")
+        lines.append(f"| .{suffix} | {usage['pass_calls']} | {usage['cache_hits']} | {usage['failures']} | "
+                     f"{tokens}{usage['pass_prompt_tokens']} | {tokens}{usage['pass_completion_tokens']} | "
+                     f"{usage['embedding_tokens']} | {_approx(usage, 'wall time')}{_hours(usage['pass_wall_time_s'])} | "
+                     f"{tokens}{dollars(usage, price):.4f} |")
     metrics = list(rows[0]["metrics"]) if rows else []
     header = ["variant", "baseline", "stages", "LLM calls", "wall time h", "USD"]
     for metric in metrics:
         header += [f"{metric} gain", "relative", "per USD", "per LLM hour", "per 1k calls"]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [row["variant"], row["baseline"], " ".join(row["stages"]), str(row["calls"]), f"{row['wall_time_s'] / 3600:.2f}",
-                 f"{row['usd']:.4f}"]
+        cells = [row["variant"], row["baseline"], " ".join(row["stages"]), str(row["pass_calls"]),
+                 _approx(row, "wall time") + _hours(row["pass_wall_time_s"]), f"{_approx(row, 'tokens')}{row['usd']:.4f}"]
         for metric in metrics:
             cell = row["metrics"][metric]
             relative = "n/a" if cell["relative"] is None else f"{100 * cell['relative']:+.1f}%"

@@ -26,7 +26,7 @@ def results(tmp_path, monkeypatch):
     better = runs("Sys", {3: 0.150, 1: 0.111, 2: 0.132})  # gains 0.011, 0.012, 0.010, listed out of seed order
     (tmp_path / "rep.json").write_text(json.dumps({"command": "x", "results": {"Base": base, "Sys": better}}))
     (tmp_path / "cost.json").write_text(json.dumps({"price_per_million": {"input": 1, "output": 2, "embedding": 0},
-                                                    "variants": [{"variant": "Sys", "usd": 0.5, "calls": 10}]}))
+                                                    "variants": [{"variant": "Sys", "usd": 0.5, "pass_calls": 10}]}))
     monkeypatch.setattr(compare, "PAIRS", [
         compare.Pair("toy", "S", "Sys", "Base", "rep", "bench toy", "cost", "Sys"),
         compare.Pair("toy", "Later", "Other", "Base", "missing_report", "bench later"),

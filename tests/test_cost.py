@@ -10,11 +10,14 @@ from benchmarks import cost
 PRICE = {"input": 1.0, "output": 4.0, "embedding": 0.5}  # USD per million tokens: round numbers to check by hand
 
 
-def llm_manifest(calls, prompt, answer, embedded, seconds, hits=0):
-    """A manifest as the LLM stages write it: the chat usage, then the embedding of the answers."""
-    return {"usage": {"calls": calls, "cache_hits": hits, "failures": 1, "prompt_tokens": prompt,
-                      "completion_tokens": answer, "cost": 0.0},
-            "embedding_usage": {"calls": 1, "prompt_tokens": embedded}, "wall_time_s": seconds}
+def llm_manifest(calls, prompt, answer, embedded, seconds, hits=0, cached=None):
+    """A manifest as the LLM stages write it: the chat usage, then the embedding of the answers.
+    ``cached``: the reused answers' (prompt, answer) tokens; None: a manifest from before those were kept."""
+    usage = {"calls": calls, "cache_hits": hits, "failures": 1, "prompt_tokens": prompt,
+             "completion_tokens": answer, "cost": 0.0}
+    if cached is not None:
+        usage.update(cached_prompt_tokens=cached[0], cached_completion_tokens=cached[1])
+    return {"usage": usage, "embedding_usage": {"calls": 1, "prompt_tokens": embedded}, "wall_time_s": seconds}
 
 
 def write_fixture(tmp_path):
@@ -22,7 +25,12 @@ def write_fixture(tmp_path):
     folder.mkdir(parents=True)
     manifests = {
         "lredge": llm_manifest(100, 30_000, 500, 0, 1800.0),
+        # an older manifest: 7 answers reused, their tokens extrapolated from the 50 calls (200 + 40 each)
         "itemattr": llm_manifest(50, 10_000, 2_000, 4_000, 1800.0, hits=7),
+        # a pass resumed across runs: 20 calls now, 80 answers reused whose tokens the cache kept
+        "userprof": llm_manifest(20, 5_000, 1_000, 0, 100.0, hits=80, cached=(16_000, 3_000)),
+        # rebuilt entirely from the cache: no call to scale a wall time from
+        "lrcand": llm_manifest(0, 0, 0, 0, 5.0, hits=30, cached=(9_000, 900)),
         # an embedding-only output (text_embeddings): its usage is the embedding model's
         "itememb": {"usage": {"calls": 2, "prompt_tokens": 6_000, "cost": 0.0}, "embedding": {"model": "m"},
                     "wall_time_s": 60.0},
@@ -43,6 +51,20 @@ def test_stage_usage_reads_llm_and_embedding_only_manifests(tmp_path):
     assert stages["itemattr"]["cache_hits"] == 7 and stages["itemattr"]["embedding_tokens"] == 4_000
     # the embedding-only output's calls are embedding batches, not LLM calls
     assert stages["itememb"]["calls"] == 0 and stages["itememb"]["embedding_tokens"] == 6_000
+    assert stages["lredge"]["estimated"] == [] and stages["lredge"]["pass_wall_time_s"] == 1800.0
+
+
+def test_a_resumed_pass_is_costed_from_an_empty_cache(tmp_path):
+    stages = cost.read_stages(write_fixture(tmp_path) / "data", "toy", ["itemattr", "userprof", "lrcand"])
+    old, resumed, rebuilt = stages["itemattr"], stages["userprof"], stages["lrcand"]
+    assert (old["pass_calls"], old["pass_prompt_tokens"], old["pass_completion_tokens"]) == (57, 11_400, 2_280)
+    assert old["pass_wall_time_s"] == pytest.approx(1800.0 * 57 / 50) and old["estimated"] == ["tokens", "wall time"]
+    assert (resumed["pass_calls"], resumed["pass_prompt_tokens"], resumed["pass_completion_tokens"]) == (100, 21_000, 4_000)
+    assert resumed["pass_wall_time_s"] == pytest.approx(500.0) and resumed["estimated"] == ["wall time"]
+    assert rebuilt["pass_prompt_tokens"] == 9_000 and rebuilt["pass_wall_time_s"] is None
+    both = cost.total(stages, ["userprof", "lrcand"])
+    assert both["pass_calls"] == 130 and both["pass_wall_time_s"] is None and both["estimated"] == ["wall time"]
+    assert cost.dollars(resumed, PRICE) == pytest.approx((21_000 * 1.0 + 4_000 * 4.0) / 1e6)
 
 
 def test_cost_rows_price_and_gain_per_cost_by_hand(tmp_path):
@@ -53,8 +75,10 @@ def test_cost_rows_price_and_gain_per_cost_by_hand(tmp_path):
                           records, "Base", ["ndcg@20"], PRICE)
     aug, both = rows
     assert aug["usd"] == pytest.approx((30_000 * 1.0 + 500 * 4.0) / 1e6)
-    assert both["usd"] == pytest.approx((40_000 * 1.0 + 2_500 * 4.0 + 10_000 * 0.5) / 1e6)
-    assert both["calls"] == 150 and both["wall_time_s"] == 3660.0
+    # itemattr from an empty cache: 57 calls, 11,400 + 2,280 tokens, 1800 s * 57 / 50 (see the fixture)
+    assert both["usd"] == pytest.approx((41_400 * 1.0 + 2_780 * 4.0 + 10_000 * 0.5) / 1e6)
+    assert both["pass_calls"] == 157 and both["pass_wall_time_s"] == pytest.approx(1800.0 + 2052.0 + 60.0)
+    assert both["calls"] == 150 and both["wall_time_s"] == 3660.0  # the manifests' own runs
     cell = aug["metrics"]["ndcg@20"]
     assert cell["baseline"] == pytest.approx(0.12) and cell["value"] == pytest.approx(0.15)
     assert cell["gain"] == pytest.approx(0.03) and cell["relative"] == pytest.approx(0.25)
@@ -79,7 +103,12 @@ def test_command_line_writes_the_report_and_names_a_missing_manifest(tmp_path, c
     assert "| Late | Base | lredge | 100 | 0.50 | 0.0320 | +0.0600 | +50.0% |" in text
     assert "| Late2 | Both | lredge | 100 | 0.50 | 0.0320 | n/a |" in text  # its own baseline; no runs of Late2
     assert json.loads((folder / "c.json").read_text())["variants"][0]["usd"] == pytest.approx(0.032)
-    with pytest.raises(SystemExit, match="toy.userprof.manifest.json"):
-        cost.main(common + ["--uses", "Aug=lredge,userprof"])
+    cost.main(common + ["--uses", "Resumed=userprof", "Rebuilt=lrcand"])  # from an empty cache, ~ where scaled
+    text = (folder / "c.md").read_text()
+    assert "| .userprof | 100 | 80 | 1 | 21000 | 4000 | 0 | ~0.14 | 0.0370 |" in text
+    assert "| Resumed | Base | userprof | 100 | ~0.14 | 0.0370 |" in text
+    assert "| Rebuilt | Base | lrcand | 30 | ~n/a | 0.0126 |" in text
+    with pytest.raises(SystemExit, match="toy.useremb.manifest.json"):
+        cost.main(common + ["--uses", "Aug=lredge,useremb"])
     with pytest.raises(SystemExit, match="VARIANT"):
         cost.main(common + ["--uses", "Aug"])

@@ -144,6 +144,10 @@ def test_second_identical_run_makes_zero_calls(fake_server, settings):
     with fast_client(settings) as client:
         second = run_many(client, requests, "test-v1")
         assert client.stats.calls == 0 and client.stats.cache_hits == 3
+        # what the reused answers cost when paid for (the fake server's 10 + 5 tokens each), apart from this run's
+        stats = client.stats.as_dict()
+        assert (stats["prompt_tokens"], stats["completion_tokens"]) == (0, 0)
+        assert (stats["cached_prompt_tokens"], stats["cached_completion_tokens"]) == (30, 15)
     assert len(fake_server.requests) == calls == 3
     assert [result.ids for result in first] == [result.ids for result in second]
     assert all(result.cached for result in second)

@@ -116,7 +116,11 @@ class ChatAnswer:
 
 @dataclass
 class CallStats:
-    """Counters shown in progress bars and written to manifests; safe to update from threads."""
+    """Counters shown in progress bars and written to manifests; safe to update from threads.
+
+    ``prompt_tokens`` and ``completion_tokens`` count the calls made now; ``cached_prompt_tokens`` and
+    ``cached_completion_tokens`` count the answers reused from the cache, as they were counted when paid
+    for, so that a pass resumed across runs still states what it costs from an empty cache."""
 
     calls: int = 0
     cache_hits: int = 0
@@ -125,6 +129,8 @@ class CallStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+    cached_prompt_tokens: int = 0
+    cached_completion_tokens: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **increments) -> None:
@@ -138,6 +144,8 @@ class CallStats:
                 "calls": self.calls, "cache_hits": self.cache_hits, "retries": self.retries,
                 "failures": self.failures, "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens, "cost": round(self.cost, 6),
+                "cached_prompt_tokens": self.cached_prompt_tokens,
+                "cached_completion_tokens": self.cached_completion_tokens,
             }
 
     def postfix(self, elapsed: Optional[float] = None, since: Optional[dict] = None) -> dict:
@@ -219,7 +227,8 @@ class ChatClient:
             if stored is not None:
                 record = json.loads(stored)
                 if accept(record["text"]):
-                    self.stats.add(cache_hits=1)
+                    self.stats.add(cache_hits=1, cached_prompt_tokens=record["prompt_tokens"],
+                                   cached_completion_tokens=record["completion_tokens"])
                     return ChatAnswer(record["text"], record["prompt_tokens"], record["completion_tokens"], cached=True)
         try:
             answer = self._call_with_retries(messages, response_format, max_tokens)
