@@ -411,3 +411,54 @@ def test_work_folder_links_the_specs_files_with_dotted_suffixes_and_hashes_only_
     linked = sorted(path.name for path in (tmp_path / "work" / "toy").iterdir())
     assert linked == ["toy.inter", "toy.item", "toy.pseudo.llm-ids", "toy.pseudo.llm-ids.manifest.json"]
     assert sorted(reuse.input_hashes(tmp_path / "work" / "toy")) == ["toy.inter", "toy.item"]
+
+
+def test_a_run_waits_for_an_output_another_process_is_building_in_data_path(tmp_path):
+    """The harness's child links what ``--data_path`` has or is building rather than building it again
+    in its work folder (where its own lock would not stop a second, paid, LLM pass)."""
+    import subprocess
+    import sys
+    import time
+
+    from benchmarks.harness.child import link_from_source
+
+    source, folder = tmp_path / "source", tmp_path / "work"
+    source.mkdir()
+    folder.mkdir()
+    (source / "toy.done").write_text("d")  # finished before (an unpacked archive has no lock file)
+    (source / "toy.done.manifest.json").write_text("{}")
+    (folder / "toy.mine").write_text("own")  # the work folder's own output is left alone
+    (source / "toy.mine").write_text("other")
+    # a second process holds the lock of 'toy.busy' for a moment, then writes it (as --augment does)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom pathlib import Path\nfrom filelock import FileLock\n"
+        f"source = Path({str(source)!r})\n"
+        "with FileLock(str(source / '.toy.busy.lock')):\n"
+        "    print('held', flush=True)\n    time.sleep(1.5)\n"
+        "    (source / 'toy.busy').write_text('b')\n    (source / 'toy.busy.manifest.json').write_text('{}')\n")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    said, started = [], time.monotonic()
+    linked = link_from_source(folder, source, ["toy.done", "toy.mine", "toy.busy", "toy.absent"],
+                              log=lambda text, **_: said.append(text))
+    assert holder.wait(timeout=30) == 0
+    assert time.monotonic() - started >= 1.0 and said and "toy.busy" in said[0]
+    assert sorted(linked) == ["toy.busy", "toy.busy.manifest.json", "toy.done", "toy.done.manifest.json"]
+    assert (folder / "toy.busy").read_text() == "b" and (folder / "toy.busy").is_symlink()
+    assert (folder / "toy.mine").read_text() == "own" and not (folder / "toy.absent").exists()
+
+
+def test_a_run_links_from_data_path_the_outputs_its_settings_need_and_no_others(tmp_path):
+    from benchmarks.harness.child import wait_for_source_outputs
+
+    work, source = tmp_path / "work" / "toy", tmp_path / "source"
+    work.mkdir(parents=True)
+    source.mkdir()
+    (work / "toy.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\nu1\ti1\t1\n")
+    for suffix in ("ccgcand", "arvcand", "pseudo.none", "arv.none", "pseudo.llm-ids", "arv.llm"):
+        (source / f"toy.{suffix}").write_text("x")
+    wait_for_source_outputs({"model": "LLMSeR", "dataset": "toy", "source": str(source), "config": {
+        "data_path": str(tmp_path / "work"), "llmser_pseudo": "none", "llmser_reliability": "none"}})
+    # LLMSeR without the LLM: the reverse model's picks, unit weights, and the candidates they come from
+    assert sorted(path.name for path in work.iterdir() if path.is_symlink()) == [
+        "toy.arv.none", "toy.arvcand", "toy.ccgcand", "toy.pseudo.none"]

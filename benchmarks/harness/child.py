@@ -24,10 +24,56 @@ def floats(result):
     return {key: float(value) for key, value in result.items()}
 
 
+def link_from_source(folder: Path, source: Path, files, log=print) -> list:
+    """Link into ``folder`` each of ``files`` (``<dataset>.<suffix>`` names) that ``folder`` lacks and the
+    harness's ``--data_path`` folder ``source`` has, with its manifest; returns the names linked. (The
+    harness links the data files at its start; this also finds the outputs finished since.)
+
+    An output whose lock another process holds in ``source`` (a ``--augment`` pass building it there)
+    is waited for first. Without this the run would build it again here, under this folder's own lock,
+    from the same cache: every answer not yet cached paid for twice, by two processes at once."""
+    from filelock import FileLock, Timeout
+
+    linked = []
+    for name in files:
+        if (folder / name).exists():
+            continue
+        lock = source / f".{name}.lock"
+        if lock.exists():
+            probe = FileLock(str(lock), timeout=0)
+            try:
+                probe.acquire()
+                probe.release()
+            except Timeout:
+                log(f"waiting for {name}: another process is building it in {source}", flush=True)
+                with FileLock(str(lock)):
+                    pass
+        for file in (name, f"{name}.manifest.json"):
+            if (source / file).is_file() and not (folder / file).exists():
+                (folder / file).symlink_to(source / file)
+                linked.append(file)
+    return linked
+
+
+def wait_for_source_outputs(job):
+    """:func:`link_from_source` for the outputs (dependencies included) this run's dataset loads."""
+    from recbole_llmaug.augment.outputs import expand, get_output
+    from recbole_llmaug.config import make_config, settings_from_config
+    from recbole_llmaug.data.augmented import augmented_folder_of
+    from recbole_llmaug.utils import needed_outputs
+
+    config = make_config(job["model"], job["dataset"], config_dict=job["config"])
+    names = expand(list(needed_outputs(config)), settings_from_config(config))
+    files = [f"{job['dataset']}.{get_output(name).suffix}" for name in names]
+    link_from_source(augmented_folder_of(config), Path(job["source"]), files)
+
+
 def run_one(job):
     """Train and test one (variant, seed, protocol); the fields the reports read, from its record."""
     from recbole_llmaug.quick_start import run_recbole_llmaug
 
+    if job.get("source") and not job.get("no_augment", False):
+        wait_for_source_outputs(job)
     record = run_recbole_llmaug(model=job["model"], dataset=job["dataset"], config_dict=job["config"],
                                 saved=True, augment=not job.get("no_augment", False))
     return {

@@ -145,6 +145,7 @@ def run(spec, args, command):
         t0, variant = time.time(), spec.variant(name)
         job = {"kind": "run", "name": name, "seed": seed, "model": variant.model, "dataset": args.dataset,
                "threads": args.threads, "no_augment": args.no_augment,
+               "source": str(Path(args.data_path).expanduser().resolve() / args.dataset),
                "config": run_config(spec, args, seed, protocol) | variant.overrides}
         key = reuse.run_key(variant.model, args.dataset, job["config"], inputs)
         found = reuse.find(recorded, key, version, args.reuse)
