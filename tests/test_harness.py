@@ -366,7 +366,17 @@ def test_run_logs_and_retest_end_to_end_on_a_tiny_dataset(tiny_dataset, tmp_path
     main(spec, tiny_run + ["--batch_size", "32"])
     main(spec, tiny_run + ["--batch_size", "64", "--reuse", "none"])
     assert trained == [32, 64]
-    capsys.readouterr()
+    # --recorded_only trains nothing: the recorded seed is collected, the other left out of the row
+    collected = str(tmp_path / "res" / "tiny_collected")
+    main(spec, [arg if arg != again else collected for arg in tiny_run]
+         + ["--batch_size", "64", "--seeds", "2020", "2021", "--models", "SASRec", "SASRec-wide", "--recorded_only"])
+    assert trained == [32, 64]
+    data = json.loads(Path(collected + ".json").read_text())["results"]
+    assert [run["seed"] for run in data["SASRec"]] == [2020] and data["SASRec-wide"] == []
+    page = Path(collected + ".md").read_text()
+    assert "Collected from recorded runs (`--recorded_only`" in page and "1 recorded" in page
+    assert row_of(page, "SASRec")[0] == f"{run['test_result']['hit@10']:.4f}" and row_of(page, "SASRec-wide")[0] == "pending"
+    assert "SASRec seed=2021 protocol=full: not recorded, left pending" in capsys.readouterr().out
 
 
 def test_run_key_ignores_where_files_go_and_code_version_decides_reuse(tmp_path):

@@ -64,6 +64,9 @@ def build_parser(spec):
                           "same-config (any code version), none (train everything)")
     run.add_argument("--also_test", nargs="*", type=eval_mode, default=[], metavar="MODE",
                      help="also test the best model under these eval modes (e.g. uni100), one table each")
+    run.add_argument("--recorded_only", action="store_true",
+                     help="train nothing: the report from the recorded runs (--reuse), the others left pending "
+                          "(e.g. the state of a benchmark that is still running elsewhere)")
     run.set_defaults(handler=runner.run)
     timing = commands.add_parser(
         "timing", parents=[training, processes, files], help="seconds per training epoch and peak memory",

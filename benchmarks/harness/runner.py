@@ -153,6 +153,10 @@ def run(spec, args, command):
             print(f"run {name} seed={seed} protocol={protocol}: recorded (run key {key}, code "
                   f"{found.get('code_version')}), not trained again", flush=True)
             record = dict(found, name=name, seed=seed, protocol=protocol, reused=True)
+        elif args.recorded_only:
+            print(f"run {name} seed={seed} protocol={protocol}: not recorded, left pending (--recorded_only)",
+                  flush=True)
+            return
         else:
             print(f"run {name} seed={seed} protocol={protocol} ...", flush=True)
             log = log_name("run", name, seed, protocol)
@@ -169,6 +173,10 @@ def run(spec, args, command):
                              protocol, time.time() - started)
 
     _pool(args.jobs, one, _queue(spec, names, args.seeds, args.protocol))
+    if args.recorded_only:  # a report even where nothing was recorded (every variant pending)
+        for protocol in args.protocol:
+            write_run_report(spec, args, command, [r for r in records if r["protocol"] == protocol], names,
+                             protocol, time.time() - started)
 
 
 def write_run_report(spec, args, command, records, names, protocol, elapsed):
@@ -186,7 +194,10 @@ def run_markdown(spec, args, command, records, names, protocol, elapsed):
         f"{args.stopping_step} epochs without validation gain; train_batch_size {args.batch_size}; {_where(args)}, "
         f"{args.threads} CPU thread(s) per run, {args.jobs} run(s) at a time.")
     reused = [record for record in records if record.get("reused")]
-    if reused:
+    if getattr(args, "recorded_only", False):
+        description += (f" Collected from recorded runs (`--recorded_only`, `--reuse {args.reuse}`): "
+                        f"{len(records)} recorded; a run not recorded yet is missing from its row's mean.")
+    elif reused:
         description += (f" {len(reused)} of the {len(records)} runs were recorded before with the same run key "
                         f"(model, inputs, settings, seed; `--reuse {args.reuse}`) and not trained again.")
     return reports.run_report(records, title=spec.title, command=command, description=description,
