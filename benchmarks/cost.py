@@ -106,18 +106,33 @@ def dollars(usage: dict, price: dict) -> float:
             + usage["embedding_tokens"] * price["embedding"]) / 1e6
 
 
-def mean_metric(records, name, metric):
-    """Mean over the finished runs of variant ``name`` of its test ``metric``, and the runs counted."""
-    values = [float(run["test_result"][metric]) for run in records
-              if run["name"] == name and not run.get("failed") and metric in run.get("test_result", {})]
-    return (statistics.mean(values) if values else None), len(values)
+def runs_of(records, name, metric) -> list:
+    """``[(seed, test metric)]`` of the finished runs of variant ``name``."""
+    return [(run.get("seed"), float(run["test_result"][metric])) for run in records
+            if run["name"] == name and not run.get("failed") and metric in run.get("test_result", {})]
+
+
+def matched_means(records, name, against, metric):
+    """Means of ``against`` and of ``name`` over the seeds both have run, and how many seeds: a gain is
+    never a difference of seeds (a variant with one seed so far is compared with its baseline's run of
+    that seed). Older records name no seed: then every run of each counts, as ``compare.py`` pairs them."""
+    value, base = runs_of(records, name, metric), runs_of(records, against, metric)
+    if any(seed is None for seed, _ in value + base):
+        if not value or not base:
+            return None, None, 0
+        return (statistics.mean(v for _, v in base), statistics.mean(v for _, v in value),
+                min(len(base), len(value)))
+    base = dict(base)
+    matched = [(base[seed], v) for seed, v in value if seed in base]
+    if not matched:
+        return None, None, 0
+    return statistics.mean(b for b, _ in matched), statistics.mean(v for _, v in matched), len(matched)
 
 
 def cost_rows(stages, uses, records, baseline, metrics, price, baselines=None):
     """One dict per variant of ``uses`` (``{variant: [suffixes]}``): its summed usage and price from an
-    empty cache, and per
-    metric the baseline's mean (``baselines[variant]``, else ``baseline``), the variant's mean, the gain, the
-    relative gain and the gain per dollar, per LLM hour and per thousand calls (``None`` where the cost is
+    empty cache, and per metric the means of the baseline (``baselines[variant]``, else ``baseline``) and
+    of the variant over the seeds both have run (``seeds``), the gain, the relative gain and the gain per dollar, per LLM hour and per thousand calls (``None`` where the cost is
     zero or a mean is missing)."""
     rows = []
     for name, suffixes in uses.items():
@@ -126,12 +141,11 @@ def cost_rows(stages, uses, records, baseline, metrics, price, baselines=None):
         against = (baselines or {}).get(name, baseline)
         row = {"variant": name, "baseline": against, "stages": list(suffixes), **usage, "usd": cost, "metrics": {}}
         for metric in metrics:
-            base, base_n = mean_metric(records, against, metric)
-            value, n = mean_metric(records, name, metric)
+            base, value, n = matched_means(records, name, against, metric)
             gain = value - base if value is not None and base is not None else None
             per = lambda amount: gain / amount if gain is not None and amount else None  # noqa: E731
             row["metrics"][metric] = {
-                "baseline": base, "baseline_runs": base_n, "value": value, "runs": n, "gain": gain,
+                "baseline": base, "value": value, "seeds": n, "gain": gain,
                 "relative": gain / base if gain is not None and base else None,
                 "per_usd": per(cost),
                 "per_hour": per(usage["pass_wall_time_s"] / 3600.0) if usage["pass_wall_time_s"] is not None else None,
@@ -158,7 +172,8 @@ def markdown(stages, rows, baseline, price, command):
     lines = [f"# Cost of the augmentation and gain per cost\n",
              f"Price stated: USD {price['input']} / {price['output']} per million input / output tokens and "
              f"{price['embedding']} per million embedding tokens (tokens counted by the serving model). Gains are "
-             f"the mean over seeds of the variant minus the mean of its baseline (`{baseline}` unless named). "
+             f"the mean over seeds of the variant minus the mean of its baseline (`{baseline}` unless named), "
+             f"over the seeds both have run (the `seeds` column). "
              f"Calls, tokens, hours and USD are each stage's from an empty cache: the calls its manifest's run "
              f"made plus the answers it reused from the cache; `~` marks a figure extrapolated from that run's "
              f"calls (see `benchmarks/cost.py`).\n",
@@ -175,6 +190,7 @@ def markdown(stages, rows, baseline, price, command):
     header = ["variant", "baseline", "stages", "LLM calls", "wall time h", "USD"]
     for metric in metrics:
         header += [f"{metric} gain", "relative", "per USD", "per LLM hour", "per 1k calls"]
+    header.append("seeds")
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row["variant"], row["baseline"], " ".join(row["stages"]), str(row["pass_calls"]),
@@ -184,6 +200,7 @@ def markdown(stages, rows, baseline, price, command):
             relative = "n/a" if cell["relative"] is None else f"{100 * cell['relative']:+.1f}%"
             cells += [_num(cell["gain"], "+.4f"), relative, _num(cell["per_usd"], "+.3f"),
                       _num(cell["per_hour"], "+.4f"), _num(cell["per_1k_calls"], "+.4f")]
+        cells.append(str(min((cell["seeds"] for cell in row["metrics"].values()), default=0)))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

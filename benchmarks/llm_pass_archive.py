@@ -9,9 +9,9 @@ every ``--outputs`` suffix that exists. ``unpack`` puts them back: ``cache/*`` i
 
     python benchmarks/llm_pass_archive.py pack --dataset beauty --augment_path ../runs/ls/data \\
         --cache_dir ../runs/ls/cache --outputs ccgcand arvcand pseudo.llm-ids arv.llm \\
-        --archive benchmarks/results/llmser_beauty_llm_pass_partial.tgz
+        --archive benchmarks/results/llmser_beauty_llm_pass.tgz
     python benchmarks/llm_pass_archive.py unpack --dataset beauty --augment_path ../runs/ls/data \\
-        --cache_dir ../runs/ls/cache --archive benchmarks/results/llmser_beauty_llm_pass_partial.tgz
+        --cache_dir ../runs/ls/cache --archive benchmarks/results/llmser_beauty_llm_pass.tgz
 """
 
 import argparse

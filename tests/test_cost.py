@@ -80,7 +80,7 @@ def test_cost_rows_price_and_gain_per_cost_by_hand(tmp_path):
     assert both["pass_calls"] == 157 and both["pass_wall_time_s"] == pytest.approx(1800.0 + 2052.0 + 60.0)
     assert both["calls"] == 150 and both["wall_time_s"] == 3660.0  # the manifests' own runs
     cell = aug["metrics"]["ndcg@20"]
-    assert cell["baseline"] == pytest.approx(0.12) and cell["value"] == pytest.approx(0.15)
+    assert cell["baseline"] == pytest.approx(0.12) and cell["value"] == pytest.approx(0.15) and cell["seeds"] == 3
     assert cell["gain"] == pytest.approx(0.03) and cell["relative"] == pytest.approx(0.25)
     assert cell["per_usd"] == pytest.approx(0.03 / aug["usd"])
     assert cell["per_hour"] == pytest.approx(0.03 / 0.5) and cell["per_1k_calls"] == pytest.approx(0.3)
@@ -93,14 +93,15 @@ def test_command_line_writes_the_report_and_names_a_missing_manifest(tmp_path, c
               "--baseline", "Base", "--metrics", "ndcg@20", "--price", "1", "4", "0.5", "--out", str(folder / "c")]
     cost.main(common + ["--uses", "Aug=lredge"])
     text = (folder / "c.md").read_text()
-    assert "| Aug | Base | lredge | 100 | 0.50 | 0.0320 | +0.0300 | +25.0% | +0.937 | +0.0600 | +0.3000 |" in text
+    assert "| Aug | Base | lredge | 100 | 0.50 | 0.0320 | +0.0300 | +25.0% | +0.937 | +0.0600 | +0.3000 | 3 |" in text
     # a second report's runs are pooled with the first's (a variant benchmarked in a later run)
     later = {"Late": [{"name": "Late", "seed": 1, "test_result": {"ndcg@20": 0.18}}]}
     (folder / "later.json").write_text(json.dumps({"command": "y", "results": later}))
     pooled = [arg if arg != str(folder / "r.json") else f"{folder / 'r.json'} {folder / 'later.json'}" for arg in common]
     cost.main(" ".join(pooled).split() + ["--uses", "Late=lredge", "Late2:Both=lredge"])
     text = (folder / "c.md").read_text()
-    assert "| Late | Base | lredge | 100 | 0.50 | 0.0320 | +0.0600 | +50.0% |" in text
+    # Late has run seed 1 only: compared with Base's seed 1 (0.18 - 0.10), not with Base's mean over 3 seeds
+    assert "| Late | Base | lredge | 100 | 0.50 | 0.0320 | +0.0800 | +80.0% | +2.500 | +0.1600 | +0.8000 | 1 |" in text
     assert "| Late2 | Both | lredge | 100 | 0.50 | 0.0320 | n/a |" in text  # its own baseline; no runs of Late2
     assert json.loads((folder / "c.json").read_text())["variants"][0]["usd"] == pytest.approx(0.032)
     cost.main(common + ["--uses", "Resumed=userprof", "Rebuilt=lrcand"])  # from an empty cache, ~ where scaled
@@ -112,3 +113,13 @@ def test_command_line_writes_the_report_and_names_a_missing_manifest(tmp_path, c
         cost.main(common + ["--uses", "Aug=lredge,useremb"])
     with pytest.raises(SystemExit, match="VARIANT"):
         cost.main(common + ["--uses", "Aug"])
+
+
+def test_gains_are_over_matched_seeds_and_records_without_seeds_count_whole():
+    runs = lambda name, seeds, values: [{"name": name, "seed": s, "test_result": {"m": v}}  # noqa: E731
+                                        for s, v in zip(seeds, values)]
+    records = runs("Base", [1, 2, 3], [0.10, 0.20, 0.30]) + runs("Sys", [3], [0.35])
+    assert cost.matched_means(records, "Sys", "Base", "m") == (pytest.approx(0.30), pytest.approx(0.35), 1)
+    assert cost.matched_means(records + runs("Other", [4], [0.5]), "Other", "Base", "m") == (None, None, 0)
+    older = runs("Base", [None] * 3, [0.10, 0.20, 0.30]) + runs("Sys", [None] * 2, [0.30, 0.40])
+    assert cost.matched_means(older, "Sys", "Base", "m") == (pytest.approx(0.20), pytest.approx(0.35), 2)
