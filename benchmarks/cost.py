@@ -132,8 +132,8 @@ def matched_means(records, name, against, metric):
 def cost_rows(stages, uses, records, baseline, metrics, price, baselines=None):
     """One dict per variant of ``uses`` (``{variant: [suffixes]}``): its summed usage and price from an
     empty cache, and per metric the means of the baseline (``baselines[variant]``, else ``baseline``) and
-    of the variant over the seeds both have run (``seeds``), the gain, the relative gain and the gain per dollar, per LLM hour and per thousand calls (``None`` where the cost is
-    zero or a mean is missing)."""
+    of the variant over the seeds both have run (``seeds``), the gain, the relative gain and the gain per
+    dollar, per LLM hour and per thousand calls (``None`` where the cost is zero or a mean is missing)."""
     rows = []
     for name, suffixes in uses.items():
         usage = total(stages, suffixes)
