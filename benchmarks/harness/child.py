@@ -40,10 +40,9 @@ def link_from_source(folder: Path, source: Path, files, log=print) -> list:
             continue
         lock = source / f".{name}.lock"
         if lock.exists():
-            probe = FileLock(str(lock), timeout=0)
             try:
-                probe.acquire()
-                probe.release()
+                with FileLock(str(lock), timeout=0):
+                    pass
             except Timeout:
                 log(f"waiting for {name}: another process is building it in {source}", flush=True)
                 with FileLock(str(lock)):

@@ -47,8 +47,7 @@ from recbole_llmaug.llm.settings import EmbeddingSettings, LLMSettings
 logger = logging.getLogger(__name__)
 
 SHARD_FORMAT = "shard-v1"
-STAT_NAMES = ("calls", "cache_hits", "retries", "failures", "prompt_tokens", "completion_tokens", "cost",
-              "cached_prompt_tokens", "cached_completion_tokens")
+STAT_NAMES = tuple(CallStats().as_dict())  # the counters a shard reports, summed over the shards
 
 
 # ---------------------------------------------------------------- Ray
