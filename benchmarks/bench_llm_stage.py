@@ -273,7 +273,7 @@ def onnx_rows(args, item_ids, items, reference):
     try:
         from sentence_transformers import SentenceTransformer
 
-        path = SentenceTransformerEmbedder._resolve("all-MiniLM-L6-v2")
+        path = SentenceTransformerEmbedder.resolve("all-MiniLM-L6-v2")
         model = SentenceTransformer(path, backend="onnx", device="cpu", local_files_only=True)
     except Exception as error:  # noqa: BLE001 - any failure means: not available on this stack
         return [{"backend": "onnx", "available": False, "why": f"{type(error).__name__}: {str(error)[:200]}"}]

@@ -106,7 +106,7 @@ def main(argv=None):
     pick = max(int(settings["llmser_keep"]), int(settings["llmser_select"]))
     prompts = [llmser.sia_messages(histories[user], candidates[user], titles, min(pick, len(candidates[user])), True)
                for user in users]
-    texts, again = llmser._free_text_all(settings, prompts, "LLMSeR answers (cached)", llmser.SIA_PROMPT_VERSION)
+    texts, again = llmser.free_text_all(settings, prompts, "LLMSeR answers (cached)", llmser.SIA_PROMPT_VERSION)
     if again["calls"]:
         raise SystemExit(f"error: {again['calls']} free-text answers were not cached by the llm-text pass; is the "
                          f"cache folder writable?")

@@ -346,7 +346,7 @@ def cost_figure(compared, costs, path, metric):
     """Gain in ``metric`` (overall) against USD of the augmentation: a point per seed and the mean per pair."""
     plt = _pyplot()
     points = [(pair, result, costs[pair]) for pair, result in compared
-              if result and costs.get(pair) and "all" in result["groups"]]
+              if result and costs.get(pair) and costs[pair]["usd"] is not None and "all" in result["groups"]]
     if not points:
         return None
     figure, axis = plt.subplots(figsize=(6, 4))
@@ -461,7 +461,8 @@ def report(dataset, results: Path, out: Path, metric="ndcg@10", command="", prot
         command = "(the same command)" if pair.command == previous else pair.command
         previous = pair.command
         cost = costs[pair]
-        cost_text = "n/a" if not cost else f"{pair.cost} (${cost['usd']:.2f}, " + (
+        usd = "USD unknown" if not cost or cost["usd"] is None else f"${cost['usd']:.2f}"
+        cost_text = "n/a" if not cost else f"{pair.cost} ({usd}, " + (
             f"{cost['pass_calls']} LLM calls)" if cost["pass_calls"] else f"{cost['embedding_tokens'] / 1e6:.2f}M embedding tokens)")
         lines.append(f"| {pair.system}: {pair.variant} vs {pair.backbone} | {pair.report} | {seeds} | {cost_text} "
                      f"| `{command}` |")

@@ -41,7 +41,8 @@ DEFAULT_PRICE = {"input": 0.15, "output": 0.60, "embedding": 0.02}
 def stage_usage(manifest: dict) -> dict:
     """One output's manifest -> this run's ``calls``, ``cache_hits``, ``failures``, ``prompt_tokens``,
     ``completion_tokens``, ``embedding_tokens``, ``wall_time_s`` (0 where the manifest has none), and the
-    stage from an empty cache: ``pass_calls``, ``pass_prompt_tokens``, ``pass_completion_tokens``,
+    stage from an empty cache: ``pass_calls``, ``pass_prompt_tokens``, ``pass_completion_tokens`` (``None``
+    when a manifest from before the cached-token fields made no call but reused some: unknown, not 0),
     ``pass_wall_time_s`` (``None`` when this run made no call but reused some: nothing to scale), and
     ``estimated``: which of those were extrapolated (``"tokens"``, ``"wall time"``; see the module's
     docstring)."""
@@ -62,7 +63,10 @@ def stage_usage(manifest: dict) -> dict:
     calls, hits = stage["calls"], stage["cache_hits"]
     tokens_estimated = hits > 0 and "cached_prompt_tokens" not in llm
     for name in ("prompt_tokens", "completion_tokens"):
-        reused = (stage[name] * hits / calls if calls else 0.0) if tokens_estimated else llm.get(f"cached_{name}", 0)
+        if tokens_estimated and not calls:  # an older manifest of a rebuild from the cache: no call to scale from
+            stage[f"pass_{name}"] = None
+            continue
+        reused = stage[name] * hits / calls if tokens_estimated else llm.get(f"cached_{name}", 0)
         stage[f"pass_{name}"] = int(round(stage[name] + reused))
     stage["pass_calls"] = calls + hits
     if hits == 0:
@@ -100,8 +104,11 @@ def total(stages: dict, suffixes) -> dict:
     return summed
 
 
-def dollars(usage: dict, price: dict) -> float:
-    """USD of ``usage`` from an empty cache at ``price`` (USD per million input, output and embedding tokens)."""
+def dollars(usage: dict, price: dict):
+    """USD of ``usage`` from an empty cache at ``price`` (USD per million input, output and embedding tokens);
+    ``None`` when its tokens are unknown."""
+    if usage["pass_prompt_tokens"] is None or usage["pass_completion_tokens"] is None:
+        return None
     return (usage["pass_prompt_tokens"] * price["input"] + usage["pass_completion_tokens"] * price["output"]
             + usage["embedding_tokens"] * price["embedding"]) / 1e6
 
@@ -183,9 +190,10 @@ def markdown(stages, rows, baseline, price, command):
     for suffix, usage in stages.items():
         tokens = _approx(usage, "tokens")
         lines.append(f"| .{suffix} | {usage['pass_calls']} | {usage['cache_hits']} | {usage['failures']} | "
-                     f"{tokens}{usage['pass_prompt_tokens']} | {tokens}{usage['pass_completion_tokens']} | "
+                     f"{tokens}{_num(usage['pass_prompt_tokens'], 'd')} | "
+                     f"{tokens}{_num(usage['pass_completion_tokens'], 'd')} | "
                      f"{usage['embedding_tokens']} | {_approx(usage, 'wall time')}{_hours(usage['pass_wall_time_s'])} | "
-                     f"{tokens}{dollars(usage, price):.4f} |")
+                     f"{tokens}{_num(dollars(usage, price), '.4f')} |")
     metrics = list(rows[0]["metrics"]) if rows else []
     header = ["variant", "baseline", "stages", "LLM calls", "wall time h", "USD"]
     for metric in metrics:
@@ -194,7 +202,7 @@ def markdown(stages, rows, baseline, price, command):
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row["variant"], row["baseline"], " ".join(row["stages"]), str(row["pass_calls"]),
-                 _approx(row, "wall time") + _hours(row["pass_wall_time_s"]), f"{_approx(row, 'tokens')}{row['usd']:.4f}"]
+                 _approx(row, "wall time") + _hours(row["pass_wall_time_s"]), f"{_approx(row, 'tokens')}{_num(row['usd'], '.4f')}"]
         for metric in metrics:
             cell = row["metrics"][metric]
             relative = "n/a" if cell["relative"] is None else f"{100 * cell['relative']:+.1f}%"

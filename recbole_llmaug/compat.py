@@ -204,6 +204,14 @@ def unique_checkpoint_name(trainer):
     trainer.saved_model_file = f"{stem}-{uuid.uuid4().hex[:8]}{suffix}"
 
 
+def train_epoch(trainer, train_data, epoch):
+    """One training epoch of ``trainer`` without evaluation -> its loss (a float, or a tuple for models
+    with several losses).
+
+    RecBole's public ``fit`` always evaluates; timing a model's training alone needs the private step."""
+    return trainer._train_epoch(train_data, epoch)
+
+
 def loader_under_mode(config, eval_data, mode):
     """A new evaluation loader over ``eval_data``'s users and sampler under eval ``mode`` ('full',
     'uni100', ...).

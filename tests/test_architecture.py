@@ -122,3 +122,41 @@ def test_no_module_imports_from_a_layer_above_its_own():
         if layer_of(other) is not None and layer_of(name) is not None and layer_of(other) > layer_of(name)
     ]
     assert upward == []
+
+
+# Private attributes read outside ``compat.py`` on purpose, each with why there is no public way.
+PRIVATE_ALLOWED = {
+    ("benchmarks/harness/cli.py", "_actions"): "argparse lists a parser's arguments only there",
+}
+
+
+def private_uses(path, relative):
+    """``obj._name`` reads in ``path`` other than on ``self``, ``cls`` or ``super()`` (dunders aside)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")):
+            continue
+        owner = node.value
+        if isinstance(owner, ast.Name) and owner.id in ("self", "cls"):
+            continue
+        if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) and owner.func.id == "super":
+            continue
+        if (relative, node.attr) not in PRIVATE_ALLOWED:
+            found.append(f"{relative}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
+def test_the_private_use_checker_finds_one(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("def f(trainer):\n    self._ok = 1\n    return trainer._train_epoch(1, 2)\n")
+    assert private_uses(source, "m.py") == ["m.py:3 trainer._train_epoch"]
+
+
+def test_private_attributes_of_other_objects_are_read_only_in_compat():
+    """A private RecBole call (or one of another module of ours) breaks silently on an upgrade: it belongs
+    in ``compat.py``, the one place to check when RecBole changes, or behind a public name."""
+    root = PACKAGE.parent
+    paths = [*PACKAGE.rglob("*.py"), *(root / "benchmarks").rglob("*.py"), root / "run_recbole_llmaug.py"]
+    found = [use for path in sorted(paths) if path.name != "compat.py"
+             for use in private_uses(path, path.relative_to(root).as_posix())]
+    assert found == []

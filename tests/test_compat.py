@@ -64,6 +64,22 @@ def test_scipy_pin_keeps_lightgcn_adjacency_working(tiny_dataset, fast_settings)
     assert model.norm_adj_matrix.shape[0] == model.n_users + model.n_items
 
 
+def test_train_epoch_trains_one_epoch_without_evaluating(tiny_dataset, fast_settings):
+    from recbole.data import create_dataset, data_preparation
+
+    from recbole_llmaug.compat import train_epoch
+    from recbole_llmaug.utils import get_model, get_trainer
+
+    config = make_config("SASRec", "tiny", config_dict=dict(fast_settings, data_path=str(tiny_dataset)))
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = get_model("SASRec")(config, train.dataset)
+    trainer = get_trainer(config["MODEL_TYPE"], "SASRec")(config, model)
+    before = model.item_embedding.weight.detach().clone()
+    loss = train_epoch(trainer, train, 0)
+    assert np.isfinite(float(loss)) and not torch.equal(before, model.item_embedding.weight)
+    assert trainer.best_valid_result is None  # nothing was evaluated
+
+
 def test_command_line_arguments_do_not_leak_into_recbole_config(tiny_dataset, fast_settings, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["pytest", "--epochs=99", "--learning_rate=0.5"])
     config = make_config("SASRec", "tiny", config_dict=dict(fast_settings, data_path=str(tiny_dataset)))

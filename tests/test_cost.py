@@ -31,6 +31,8 @@ def write_fixture(tmp_path):
         "userprof": llm_manifest(20, 5_000, 1_000, 0, 100.0, hits=80, cached=(16_000, 3_000)),
         # rebuilt entirely from the cache: no call to scale a wall time from
         "lrcand": llm_manifest(0, 0, 0, 0, 5.0, hits=30, cached=(9_000, 900)),
+        # an older manifest rebuilt entirely from the cache: its tokens cannot be known
+        "oldrebuild": llm_manifest(0, 0, 0, 0, 5.0, hits=12),
         # an embedding-only output (text_embeddings): its usage is the embedding model's
         "itememb": {"usage": {"calls": 2, "prompt_tokens": 6_000, "cost": 0.0}, "embedding": {"model": "m"},
                     "wall_time_s": 60.0},
@@ -65,6 +67,17 @@ def test_a_resumed_pass_is_costed_from_an_empty_cache(tmp_path):
     both = cost.total(stages, ["userprof", "lrcand"])
     assert both["pass_calls"] == 130 and both["pass_wall_time_s"] is None and both["estimated"] == ["wall time"]
     assert cost.dollars(resumed, PRICE) == pytest.approx((21_000 * 1.0 + 4_000 * 4.0) / 1e6)
+
+
+def test_unknown_tokens_are_reported_unknown_not_zero(tmp_path):
+    stages = cost.read_stages(write_fixture(tmp_path) / "data", "toy", ["oldrebuild", "lredge"])
+    old = stages["oldrebuild"]
+    assert old["pass_calls"] == 12 and old["pass_prompt_tokens"] is None and old["pass_completion_tokens"] is None
+    assert cost.dollars(old, PRICE) is None and cost.total(stages, ["oldrebuild", "lredge"])["pass_prompt_tokens"] is None
+    rows = cost.cost_rows(stages, {"Aug": ["oldrebuild", "lredge"]}, [], "Base", ["ndcg@20"], PRICE)
+    assert rows[0]["usd"] is None and rows[0]["metrics"]["ndcg@20"]["per_usd"] is None
+    text = cost.markdown(stages, rows, "Base", PRICE, "cmd")
+    assert "| .oldrebuild | 12 | 12 | 1 | ~n/a | ~n/a | 0 | ~n/a | ~n/a |" in text
 
 
 def test_cost_rows_price_and_gain_per_cost_by_hand(tmp_path):

@@ -144,7 +144,7 @@ def test_free_text_mode_keeps_the_candidates_closest_to_the_answer(augmented):
     from recbole_llmaug.augment.text_embeddings import read_embeddings
 
     answers, prompts = [], []
-    real_free_text = system._free_text_all
+    real_free_text = system.free_text_all
 
     def recording(settings, messages, desc, version):  # the real LLM, with prompts and answers kept
         prompts.extend(messages)
@@ -153,7 +153,7 @@ def test_free_text_mode_keeps_the_candidates_closest_to_the_answer(augmented):
         return found, usage
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(system, "_free_text_all", recording)
+        patch.setattr(system, "free_text_all", recording)
         settings = dict(augmented["settings"], llmser_pseudo="llm-text", MODEL_TYPE=ModelType.SEQUENTIAL)
         manifest = run_augmentor(system.mode_name("llm-text"), settings)
     report = manifest  # one output: its own manifest

