@@ -122,7 +122,8 @@ def runs_of(records, name, metric) -> list:
 def matched_means(records, name, against, metric):
     """Means of ``against`` and of ``name`` over the seeds both have run, and how many seeds: a gain is
     never a difference of seeds (a variant with one seed so far is compared with its baseline's run of
-    that seed). Older records name no seed: then every run of each counts, as ``compare.py`` pairs them."""
+    that seed). Older records name no seed: then every run of each counts (``compare.py`` pairs such runs by
+    position instead; the two agree when both have as many runs, as every such report here does)."""
     value, base = runs_of(records, name, metric), runs_of(records, against, metric)
     if any(seed is None for seed, _ in value + base):
         if not value or not base:

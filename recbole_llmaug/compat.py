@@ -208,7 +208,8 @@ def train_epoch(trainer, train_data, epoch):
     """One training epoch of ``trainer`` without evaluation -> its loss (a float, or a tuple for models
     with several losses).
 
-    RecBole's public ``fit`` always evaluates; timing a model's training alone needs the private step."""
+    RecBole's public ``fit`` runs every epoch in one call and then evaluates or saves a checkpoint; timing
+    each epoch's training alone needs the private step."""
     return trainer._train_epoch(train_data, epoch)
 
 
