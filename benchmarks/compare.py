@@ -34,7 +34,7 @@ from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness.reports import mean_std, read_records, result_key  # noqa: E402
+from benchmarks.harness.reports import mean_std, pair_by_seed, read_records, result_key  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "benchmarks" / "results"
@@ -171,16 +171,11 @@ def test_of(run: dict, protocol: str) -> Optional[dict]:
 
 
 def paired(base: list, system: list, key: str):
-    """``(pairs of (base, system) values, p)``: paired by seed when every run names one, else by position
-    (older records without seeds); ``p`` of a two-sided paired t-test, ``None`` under 2 pairs or no spread."""
-    have = lambda runs: [run for run in runs if key in run["test_result"]]  # noqa: E731
-    base, system = have(base), have(system)
-    if all(run.get("seed") is not None for run in base + system):
-        by_seed = {run["seed"]: run for run in base}
-        pairs = [(by_seed[run["seed"]]["test_result"][key], run["test_result"][key])
-                 for run in system if run["seed"] in by_seed]
-    else:
-        pairs = [(b["test_result"][key], s["test_result"][key]) for b, s in zip(base, system)]
+    """``(pairs of (base, system) values, p)``: paired by seed, or by position for older records without
+    seeds (``reports.pair_by_seed``); ``p`` of a two-sided paired t-test, ``None`` under 2 pairs or no spread."""
+    values = lambda runs: [(run.get("seed"), run["test_result"][key])  # noqa: E731
+                           for run in runs if key in run["test_result"]]
+    pairs = pair_by_seed(values(base), values(system))
     differences = [s - b for b, s in pairs]
     if len(pairs) < 2 or statistics.pstdev(differences) < 1e-12:  # equal gains up to rounding: no t statistic
         return pairs, None

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness.reports import read_records  # noqa: E402
+from benchmarks.harness.reports import pair_by_seed, read_records  # noqa: E402
 
 # A stated price (USD per million tokens): OpenAI's list prices for gpt-4o-mini and text-embedding-3-small.
 DEFAULT_PRICE = {"input": 0.15, "output": 0.60, "embedding": 0.02}
@@ -120,21 +120,13 @@ def runs_of(records, name, metric) -> list:
 
 
 def matched_means(records, name, against, metric):
-    """Means of ``against`` and of ``name`` over the seeds both have run, and how many seeds: a gain is
-    never a difference of seeds (a variant with one seed so far is compared with its baseline's run of
-    that seed). Older records name no seed: then every run of each counts (``compare.py`` pairs such runs by
-    position instead; the two agree when both have as many runs, as every such report here does)."""
-    value, base = runs_of(records, name, metric), runs_of(records, against, metric)
-    if any(seed is None for seed, _ in value + base):
-        if not value or not base:
-            return None, None, 0
-        return (statistics.mean(v for _, v in base), statistics.mean(v for _, v in value),
-                min(len(base), len(value)))
-    base = dict(base)
-    matched = [(base[seed], v) for seed, v in value if seed in base]
-    if not matched:
+    """Means of ``against`` and of ``name`` over their paired runs, and how many pairs: paired by seed
+    (``reports.pair_by_seed``, the rule ``compare.py`` uses too), by position for older records
+    without seeds."""
+    pairs = pair_by_seed(runs_of(records, against, metric), runs_of(records, name, metric))
+    if not pairs:
         return None, None, 0
-    return statistics.mean(b for b, _ in matched), statistics.mean(v for _, v in matched), len(matched)
+    return statistics.mean(b for b, _ in pairs), statistics.mean(v for _, v in pairs), len(pairs)
 
 
 def cost_rows(stages, uses, records, baseline, metrics, price, baselines=None):

@@ -41,6 +41,17 @@ def by_name(records, names=None):
     return grouped
 
 
+def pair_by_seed(base, system):
+    """``[(base value, system value)]`` from two lists of ``(seed, value)``: matched by seed when every
+    entry names one (a gain is never a difference of seeds: a system with one seed so far meets its
+    backbone's run of that seed), else by position (older records without seeds, in run order).
+    The one pairing rule of every report that sets a system against its backbone."""
+    if all(seed is not None for seed, _ in base + system):
+        by_seed = dict(base)
+        return [(by_seed[seed], value) for seed, value in system if seed in by_seed]
+    return [(b, s) for (_, b), (_, s) in zip(base, system)]
+
+
 def records_from_results(results):
     """A report's JSON ``results`` (``{name: [run or null]}``, older reports: null for a failed run
     and no ``name`` in the run) -> a flat list of run records."""
