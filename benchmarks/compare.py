@@ -365,12 +365,14 @@ def cost_figure(compared, costs, path, metric):
 
 def composition_table(compositions, results: Path, metric: str, protocol: str) -> str:
     """Whether the gains add up: per composition and group, each system's gain over the backbone, their
-    sum, the composed model's gain (with its paired test) and its margin over the better system alone."""
+    sum, the composed model's gain and its margin over the better system alone, each with its paired
+    test over the seeds (the margin's test pairs the composed runs with the better system's)."""
     header = ["dataset", "backbone", "group", "first", "gain", "second", "gain", "sum of gains", "composed",
               "gain", "composed - better alone"]
     lines = [f"### Do the gains add up? ({metric})\n",
              "Each system alone and the two composed, against the same backbone runs (same report, seeds, "
-             "budget).\n", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+             "budget); the last column is the composed model against the better of the two alone, paired by "
+             "seed and marked as the gains are.\n", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for composition in compositions:
         first, second, both = (compare_pair(pair, results, metric, protocol) for pair in composition.pairs())
         for group in COMPOSITION_GROUPS:
@@ -379,7 +381,11 @@ def composition_table(compositions, results: Path, metric: str, protocol: str) -
             gains = [f"{entry['gain']:+.4f}{mark(entry['p'])}" if entry else "pending" for entry in entries]
             if all(entries):
                 total = f"{entries[0]['gain'] + entries[1]['gain']:+.4f}"
-                margin = f"{entries[2]['gain'] - max(entries[0]['gain'], entries[1]['gain']):+.4f}"
+                better = names[0] if entries[0]["gain"] >= entries[1]["gain"] else names[1]
+                against = compare_pair(Pair(composition.dataset, "composition", composition.both, better,
+                                            composition.report, composition.command), results, metric, protocol)
+                versus = against and against["groups"].get(group)
+                margin = f"{versus['gain']:+.4f}{mark(versus['p'])}" if versus else "pending"
             else:
                 total = margin = "pending"
             lines.append(f"| {composition.dataset} | {composition.backbone} | {group} | {names[0]} | {gains[0]} | "

@@ -138,6 +138,15 @@ def test_composition_table_adds_the_two_gains_and_compares_the_composed_one(resu
     text = compare.report("toy", results, results / "out" / "cmp")
     assert "| toy | Base | all | A | +0.0200 | B | +0.0100 | +0.0300 | AB | +0.0250 | +0.0050 |" in text
     assert "| toy | Base | all | A | +0.0200 | B | +0.0100 | pending | C | pending | pending |" in text
+    # the margin is tested against the better system alone (A), paired by seed
+    records["AC"] = runs("AC", {1: 0.126, 2: 0.147, 3: 0.165})
+    (results / "comp.json").write_text(json.dumps({"command": "c", "results": records}))
+    monkeypatch.setattr(compare, "COMPOSITIONS", [compare.Composition("toy", "Base", "B", "A", "AC", "comp", "x")])
+    p = ttest_rel([0.126, 0.147, 0.165], [0.12, 0.14, 0.16]).pvalue
+    assert p < 0.05
+    text = compare.report("toy", results, results / "out" / "cmp")
+    gain_p = ttest_rel([0.126, 0.147, 0.165], [0.10, 0.12, 0.14]).pvalue
+    assert f"| AC | +0.0260{compare.mark(gain_p)} | +0.0060{compare.mark(p)} |" in text
 
 
 def test_every_declared_command_parses_with_its_benchmarks_parser():
