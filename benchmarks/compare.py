@@ -130,10 +130,13 @@ class Composition:
     report: str
     command: str
 
+    def pair(self, variant: str, against: Optional[str] = None) -> Pair:
+        """``variant`` against ``against`` (the backbone by default), from this composition's report."""
+        return Pair(self.dataset, "composition", variant, against or self.backbone, self.report, self.command)
+
     def pairs(self):
         """The three variants against the backbone, as pairs."""
-        return [Pair(self.dataset, "composition", variant, self.backbone, self.report, self.command)
-                for variant in (self.first, self.second, self.both)]
+        return [self.pair(variant) for variant in (self.first, self.second, self.both)]
 
 
 COMPOSITIONS = [
@@ -382,17 +385,18 @@ def composition_table(compositions, results: Path, metric: str, protocol: str) -
              "seed and marked as the gains are.\n", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for composition in compositions:
         first, second, both = (compare_pair(pair, results, metric, protocol) for pair in composition.pairs())
+        # the composed model against each system alone (the better one is chosen per group below)
+        versus = {name: compare_pair(composition.pair(composition.both, name), results, metric, protocol)
+                  for name in (composition.first, composition.second)}
         for group in COMPOSITION_GROUPS:
             entries = [result and result["groups"].get(group) for result in (first, second, both)]
             names = [composition.first, composition.second, composition.both]
             gains = [f"{entry['gain']:+.4f}{mark(entry['p'])}" if entry else "pending" for entry in entries]
             if all(entries):
                 total = f"{entries[0]['gain'] + entries[1]['gain']:+.4f}"
-                better = names[0] if entries[0]["gain"] >= entries[1]["gain"] else names[1]
-                against = compare_pair(Pair(composition.dataset, "composition", composition.both, better,
-                                            composition.report, composition.command), results, metric, protocol)
-                versus = against and against["groups"].get(group)
-                margin = f"{versus['gain']:+.4f}{mark(versus['p'])}" if versus else "pending"
+                better = versus[names[0] if entries[0]["gain"] >= entries[1]["gain"] else names[1]]
+                entry = better and better["groups"].get(group)
+                margin = f"{entry['gain']:+.4f}{mark(entry['p'])}" if entry else "pending"
             else:
                 total = margin = "pending"
             lines.append(f"| {composition.dataset} | {composition.backbone} | {group} | {names[0]} | {gains[0]} | "
