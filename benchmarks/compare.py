@@ -12,6 +12,10 @@ variant against its backbone, on one dataset) writes:
 * ``<out>_cost.png``: gain in N@10 against the LLM cost of the augmentation (USD at the cost table's stated
   price), one point per seed and the mean, for the pairs whose cost table is recorded.
 
+After the main matrix, each of ``GPU_SECTIONS`` (the same pairs at a longer budget, run on a lent GPU machine
+through ``benchmarks/device/``) gets its own tables, composition table and ``<out>_<suffix>_groups.png``; a missing
+section report reads pending and changes nothing else.
+
 A pair whose report is missing is listed as pending, with the command that makes it in its row. With ``--run``
 those commands run first, each writing the pair's report; the harness does not train again a run recorded
 with the same run key and code version (``benchmarks/harness/reuse.py``), so the one command below fills
@@ -102,9 +106,12 @@ PAIRS = [
     Pair("ml-100k", "LLM-ESR", "LLMESR-GRU4Rec", "GRU4Rec", "llmesr_ml-100k_gru4rec", f"{llmesr('GRU4Rec', 5)} {ML100K_SEQ}"),
     Pair("ml-100k", "LLM-ESR", "LLMESR-BERT4Rec", "BERT4Rec", "llmesr_ml-100k_bert4rec",
          f"{llmesr('BERT4Rec', 5)} {ML100K_SEQ}"),
-    Pair("ml-100k", "LLMSeR", "LLMSeR-SASRec", "SASRec", "llmser_ml-100k", LLMSER_ML100K),
-    Pair("ml-100k", "LLMSeR", "LLMSeR-GRU4Rec", "GRU4Rec", "llmser_ml-100k", LLMSER_ML100K),
-    Pair("ml-100k", "LLMSeR", "LLMSeR-BERT4Rec", "BERT4Rec", "llmser_ml-100k", LLMSER_ML100K),
+    Pair("ml-100k", "LLMSeR", "LLMSeR-SASRec", "SASRec", "llmser_ml-100k", LLMSER_ML100K, "llmser_ml-100k_cost",
+         "LLMSeR-SASRec"),
+    Pair("ml-100k", "LLMSeR", "LLMSeR-GRU4Rec", "GRU4Rec", "llmser_ml-100k", LLMSER_ML100K, "llmser_ml-100k_cost",
+         "LLMSeR-GRU4Rec"),
+    Pair("ml-100k", "LLMSeR", "LLMSeR-BERT4Rec", "BERT4Rec", "llmser_ml-100k", LLMSER_ML100K, "llmser_ml-100k_cost",
+         "LLMSeR-BERT4Rec"),
     Pair("beauty", "LLMRec", "LLMRec", "LightGCN", "llmrec_beauty", LLMREC_BEAUTY),
     Pair("beauty", "LLMRec (augmented file)", "LightGCN-aug", "LightGCN", "llmrec_beauty", LLMREC_BEAUTY),
     Pair("beauty", "LLMRec (augmented file)", "BPR-aug", "BPR", "llmrec_beauty", LLMREC_BEAUTY),
@@ -145,6 +152,40 @@ COMPOSITIONS = [
                 f"{SEEDS} --epochs 5 --stopping_step 5 --also_test uni100"),
 ]
 COMPOSITION_GROUPS = ("all", "tail_user", "head_user", "short_user", "tail_item")
+
+
+@dataclass(frozen=True)
+class Section:
+    """A second matrix at another budget, after the main one: its own tables, composition table, group figure
+    (``<out>_<suffix>_groups.png``) and sources. Its commands run on another machine (a lent GPU), so
+    ``--run`` never starts them; a missing report reads pending, and nothing else in the report needs it."""
+
+    title: str
+    note: str
+    suffix: str
+    pairs: tuple
+    compositions: tuple = ()
+
+
+GPU_RUN = ("benchmarks/device/pack.sh ../runs/ls/data/beauty ../shared/data/beauty itememb simuser ccgcand arvcand "
+           "pseudo.llm-ids arv.llm; on the GPU machine (carry .devcarry): BENCH=llmser bash benchmarks/device/start.sh "
+           "--models {models} {seeds} --epochs 20 --stopping_step 5 --jobs {jobs} --threads 1 --eval_batch_size 4096 "
+           "--also_test uni100 && bash benchmarks/device/wait.sh 470 (again until FINISHED)")
+GPU_MATRIX = GPU_RUN.format(models="SASRec LLMESR-SASRec LLMSeR-SASRec GRU4Rec LLMESR-GRU4Rec LLMSeR-GRU4Rec",
+                            seeds=SEEDS, jobs=18)
+GPU_SECTIONS = [
+    Section("Beauty on a GPU, 20 epochs", "Four times the CPU budget of the Beauty pairs above (SASRec and GRU4Rec "
+            "pairs: 5 epochs there), every run on one lent H100 with early stop after 5 epochs without validation "
+            "gain; same split, seeds, augmented files and protocol as the CPU pairs. BERT4Rec's pairs and LLMRec "
+            "did not fit in the session's 30 minutes of GPU time.", "gpu20",
+            tuple(Pair("beauty", system, f"{prefix}-{backbone}", backbone, "gpu_beauty_20ep", GPU_MATRIX,
+                       f"{prefix.lower()}_cost", f"{prefix}-{backbone}")  # the same augmentation as on CPU
+                  for backbone in ("SASRec", "GRU4Rec") for system, prefix in (("LLM-ESR", "LLMESR"), ("LLMSeR", "LLMSeR"))),
+            (Composition("beauty", "SASRec", "LLMESR-SASRec", "LLMSeR-SASRec", "LLMESRSeR-SASRec",
+                         "gpu_beauty_20ep_composition",
+                         GPU_RUN.format(models="SASRec LLMESR-SASRec LLMSeR-SASRec LLMESRSeR-SASRec", seeds=SEEDS,
+                                        jobs=3)),)),
+]
 
 
 def load_runs(report: str, results: Path, protocol: str = "full") -> Optional[list]:
@@ -434,9 +475,49 @@ def run_missing(pairs, results: Path, protocol: str = "full", extra_args=(), cal
     return done
 
 
+def sources(compared, costs) -> str:
+    """The table of where each pair comes from: report, seeds, cost table and the command that makes it."""
+    lines = ["| pair | report | seeds | cost table | command |", "|---|---|---|---|---|"]
+    previous = None
+    for pair, result in compared:
+        if result is None:
+            seeds = "pending"
+        elif None in result["seeds"]:  # records older than seeds in records: the report's command names them
+            seeds = f"{len(result['groups'].get('all', {}).get('system', []))} runs (seeds in its command)"
+        else:
+            seeds = ", ".join(str(seed) for seed in result["seeds"])
+        command = "(the same command)" if pair.command == previous else pair.command
+        previous = pair.command
+        cost = costs.get(pair)
+        usd = "USD unknown" if not cost or cost["usd"] is None else f"${cost['usd']:.2f}"
+        cost_text = "n/a" if not cost else f"{pair.cost} ({usd}, " + (
+            f"{cost['pass_calls']} LLM calls)" if cost["pass_calls"] else f"{cost['embedding_tokens'] / 1e6:.2f}M embedding tokens)")
+        lines.append(f"| {pair.system}: {pair.variant} vs {pair.backbone} | {pair.report} | {seeds} | {cost_text} "
+                     f"| `{command}` |")
+    return "\n".join(lines)
+
+
+def section_lines(section: Section, dataset, results: Path, out: Path, metric: str, protocol: str) -> list:
+    """The markdown lines of ``section`` for ``dataset`` (none when it declares no pair of it)."""
+    pairs = [pair for pair in section.pairs if dataset in ("all", pair.dataset)]
+    if not pairs:
+        return []
+    compared = [(pair, compare_pair(pair, results, metric, protocol)) for pair in pairs]
+    figure = group_figure(compared, out.with_name(f"{out.name}_{section.suffix}_groups.png"), metric)
+    lines = ["", f"## {section.title}\n", section.note + "\n"]
+    if figure:
+        lines.append(f"![{metric} per long-tail group, {section.title}]({figure.name})\n")
+    lines.append(tables(compared, metric))
+    compositions = [c for c in section.compositions if dataset in ("all", c.dataset)]
+    if compositions:
+        lines += ["", composition_table(compositions, results, metric, protocol)]
+    costs = {pair: pair_cost(pair, results) for pair in pairs}
+    return lines + ["", "### Where each pair of this section comes from\n", sources(compared, costs)]
+
+
 def report(dataset, results: Path, out: Path, metric="ndcg@10", command="", protocol="full"):
     """Build the tables and figures of ``dataset`` (``all``: every pair) from ``results`` under the test
-    ``protocol``; returns the markdown."""
+    ``protocol``, then each of ``GPU_SECTIONS``; returns the markdown."""
     pairs = [pair for pair in PAIRS if dataset in ("all", pair.dataset)]
     compared = [(pair, compare_pair(pair, results, metric, protocol)) for pair in pairs]
     costs = {pair: pair_cost(pair, results) for pair in pairs}
@@ -460,24 +541,9 @@ def report(dataset, results: Path, out: Path, metric="ndcg@10", command="", prot
     compositions = [c for c in COMPOSITIONS if dataset in ("all", c.dataset)]
     if compositions:
         lines += ["", composition_table(compositions, results, metric, protocol)]
-    lines += ["", "### Where each pair comes from\n", "| pair | report | seeds | cost table | command |",
-              "|---|---|---|---|---|"]
-    previous = None
-    for pair, result in compared:
-        if result is None:
-            seeds = "pending"
-        elif None in result["seeds"]:  # records older than seeds in records: the report's command names them
-            seeds = f"{len(result['groups'].get('all', {}).get('system', []))} runs (seeds in its command)"
-        else:
-            seeds = ", ".join(str(seed) for seed in result["seeds"])
-        command = "(the same command)" if pair.command == previous else pair.command
-        previous = pair.command
-        cost = costs[pair]
-        usd = "USD unknown" if not cost or cost["usd"] is None else f"${cost['usd']:.2f}"
-        cost_text = "n/a" if not cost else f"{pair.cost} ({usd}, " + (
-            f"{cost['pass_calls']} LLM calls)" if cost["pass_calls"] else f"{cost['embedding_tokens'] / 1e6:.2f}M embedding tokens)")
-        lines.append(f"| {pair.system}: {pair.variant} vs {pair.backbone} | {pair.report} | {seeds} | {cost_text} "
-                     f"| `{command}` |")
+    lines += ["", "### Where each pair comes from\n", sources(compared, costs)]
+    for section in GPU_SECTIONS:
+        lines += section_lines(section, dataset, results, out, metric, protocol)
     text = "\n".join(lines) + "\n"
     out.with_name(out.name + ".md").write_text(text)
     return text

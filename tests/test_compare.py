@@ -166,3 +166,24 @@ def test_every_declared_command_parses_with_its_benchmarks_parser():
         spec = importlib.import_module("benchmarks." + argv[1][len("benchmarks/"):-len(".py")]).SPEC
         args = build_parser(spec).parse_args(argv[2:] + ["--results", "x"])
         spec.resolve(args.models or spec.default_variants)
+
+
+def test_a_gpu_section_has_its_own_tables_figure_and_sources_and_reads_pending_without_its_report(results,
+                                                                                                  monkeypatch):
+    """A second budget (``GPU_SECTIONS``) reads its own reports after the main matrix; a missing one is pending
+    and nothing else changes; ``--run`` never starts its commands (they run on another machine)."""
+    monkeypatch.setattr(compare, "GPU_SECTIONS", [compare.Section("On a GPU", "Longer.", "gpu", (
+        compare.Pair("toy", "S", "Sys", "Base", "rep", "on the GPU machine: bench"),
+        compare.Pair("toy", "L", "Other", "Base", "gpu_missing", "on the GPU machine: later")))])
+    text = compare.report("toy", results, results / "out" / "cmp")
+    main, section = text.split("## On a GPU\n")
+    assert "| toy | S: Sys | Base | 0.1200 ± 0.0200 | 0.1310 ± 0.0195 | +0.0110** |" in section
+    assert "| toy | L: Other | Base | pending |" in section and "gpu_missing" not in main
+    assert "| S: Sys vs Base | rep | 1, 2, 3 | n/a | `on the GPU machine: bench` |" in section
+    assert (results / "out" / "cmp_gpu_groups.png").read_bytes()[:4] == b"\x89PNG"
+    assert "](cmp_gpu_groups.png)" in section and "cmp_gpu_groups" not in main
+    assert "On a GPU" not in compare.report("elsewhere", results, results / "out" / "other")  # no pair of it
+    started = []
+    monkeypatch.setattr(compare, "run_missing", lambda pairs, *args, **kwargs: started.extend(pairs) or [])
+    compare.main(["--dataset", "toy", "--results", str(results), "--out", str(results / "out" / "cmp"), "--run"])
+    assert started and all("GPU machine" not in pair.command for pair in started)

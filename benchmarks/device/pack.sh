@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Fill .devcarry/ (git-ignored) with what a bare GPU machine needs to run bench_llmesr.py on Beauty:
+# Fill .devcarry/ (git-ignored) with what a bare GPU machine needs to run a benchmark on Beauty:
 # wheels its image lacks (cp312) and the data plus the augmentor's outputs, xz-compressed (< 64 MiB).
-# usage: benchmarks/device/pack.sh AUGMENTED_DIR [DATA_DIR]
-#   AUGMENTED_DIR holds beauty.itememb, beauty.simuser and their manifests (the augmentor's outputs)
+# usage: benchmarks/device/pack.sh AUGMENTED_DIR [DATA_DIR [OUTPUT ...]]
+#   AUGMENTED_DIR holds beauty.<OUTPUT> and its manifest for each OUTPUT (the augmentor's outputs);
+#   OUTPUTs default to LLM-ESR's (itememb simuser); LLMSeR adds ccgcand arvcand pseudo.llm-ids arv.llm
 set -euo pipefail
-aug=${1:?usage: pack.sh AUGMENTED_DIR [DATA_DIR]}
+aug=${1:?usage: pack.sh AUGMENTED_DIR [DATA_DIR [OUTPUT ...]]}
 data=${2:-../shared/data/beauty}
+shift $(( $# < 2 ? $# : 2 ))
+outputs=("$@")
+[ ${#outputs[@]} -gt 0 ] || outputs=(itememb simuser)
+rm -rf .devcarry/data
 mkdir -p .devcarry/whl .devcarry/data
 # pandas<3 as in setup.cfg (the image's numpy 2 is handled by recbole_llmaug.compat); RecBole without its deps
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -13,6 +18,8 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   -d .devcarry/whl pandas==2.3.3 pytz tzdata recbole==1.2.1 colorlog==4.7.2 texttable==1.7.2 \
   thop==0.1.1.post2209072238
 for name in inter item; do xz -T2 -6 -c "$data/beauty.$name" > ".devcarry/data/beauty.$name.xz"; done
-for name in itememb simuser; do xz -T2 -6 -c "$aug/beauty.$name" > ".devcarry/data/beauty.$name.xz"; done
-cp "$aug"/beauty.*.manifest.json .devcarry/data/
+for name in "${outputs[@]}"; do
+  xz -T2 -6 -c "$aug/beauty.$name" > ".devcarry/data/beauty.$name.xz"
+  cp -L "$aug/beauty.$name.manifest.json" .devcarry/data/
+done
 du -sh .devcarry
