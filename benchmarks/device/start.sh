@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bench=${BENCH:-llmesr}
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .devcarry/whl/*.whl
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .devcarry/whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD/benchmarks/device/ray_shim
 mkdir -p /tmp/data/beauty /tmp/work/beauty /tmp/res
 python3 - <<'PY'
