@@ -187,3 +187,22 @@ def test_a_gpu_section_has_its_own_tables_figure_and_sources_and_reads_pending_w
     monkeypatch.setattr(compare, "run_missing", lambda pairs, *args, **kwargs: started.extend(pairs) or [])
     compare.main(["--dataset", "toy", "--results", str(results), "--out", str(results / "out" / "cmp"), "--run"])
     assert started and all("GPU machine" not in pair.command for pair in started)
+
+
+def test_every_gpu_section_command_passes_arguments_its_benchmark_takes():
+    """A GPU section's command is run by hand through ``benchmarks/device/start.sh``, which hands its
+    arguments to ``bench_$BENCH.py run``: they parse there and name variants its spec knows."""
+    import importlib
+    import shlex
+
+    from benchmarks.harness import build_parser
+
+    commands = {pair.command for section in compare.GPU_SECTIONS for pair in section.pairs}
+    commands |= {pair.command for section in compare.GPU_SECTIONS for c in section.compositions for pair in c.pairs()}
+    assert commands
+    for command in commands:
+        argv = shlex.split(command.split("start.sh", 1)[1].split("&&", 1)[0])
+        bench = command.split("BENCH=", 1)[1].split()[0] if "BENCH=" in command else "llmesr"
+        spec = importlib.import_module(f"benchmarks.bench_{bench}").SPEC
+        args = build_parser(spec).parse_args(["run", *argv, "--results", "x"])  # start.sh: bench_$BENCH.py run "$@"
+        spec.resolve(args.models or spec.default_variants)
