@@ -87,8 +87,9 @@ LLMSER_ML100K = (f"python benchmarks/bench_llmser.py run --models SASRec LLMSeR-
 # pair also trains LLM-ESR on the backbone's rows (`-prefix`: the same steps per epoch).
 LLMESR_ML100K_SASREC = (f"python benchmarks/bench_llmesr.py run --models SASRec LLMESR-SASRec LLMESR-SASRec-prefix "
                         f"{SEEDS} --epochs 5 --stopping_step 5 --also_test uni100 {ML100K_SEQ}")
+# after the LLM pass into ../runs/lrb/data (README: Benchmarks), which links Beauty's atomic files beside its outputs
 LLMREC_BEAUTY = (f"python benchmarks/bench_llmrec.py run --models LightGCN LLMRec BPR BPR-aug LightGCN-aug --dataset beauty "
-                 f"--data_path ../shared/data --epochs 60 {SEEDS} --jobs 2")
+                 f"--data_path ../runs/lrb/data --llm_cache_dir ../runs/lrb/cache --epochs 60 {SEEDS} --jobs 2")
 PAIRS = [
     Pair("beauty", "LLM-ESR", "LLMESR-SASRec", "SASRec", "llmesr_cpu_sasrec_5ep",
          llmesr("SASRec", 5), "llmesr_cost", "LLMESR-SASRec"),
