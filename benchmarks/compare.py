@@ -9,8 +9,9 @@ variant against its backbone, on one dataset) writes:
   the seeds both have (``*`` p < 0.05, ``**`` p < 0.01; no mark: not significant or fewer than 2 pairs);
 * ``<out>_groups.png``: N@10 of backbone and system per long-tail group, one panel per pair;
 * ``<out>_headline.png``: the relative gain of every pair in every group, one grid (the README's figure);
-* ``<out>_cost.png``: gain in N@10 against the LLM cost of the augmentation (USD at the cost table's stated
-  price), one point per seed and the mean, for the pairs whose cost table is recorded.
+* ``<out>_cost.png``: gain in N@10 against the cost of the augmentation, one panel per measure of it (USD at
+  the cost table's stated price, LLM calls, tokens, wall time of the pass), one point per seed and the mean,
+  for the pairs whose cost table is recorded.
 
 After the main matrix, each of ``GPU_SECTIONS`` (the same pairs at a longer budget, run on a lent GPU machine
 through ``benchmarks/device/``) gets its own tables, composition table and ``<out>_<suffix>_groups.png``; a missing
@@ -389,27 +390,63 @@ def headline_figure(compared, path, metric):
     return path
 
 
+def _tokens(cost):
+    """Millions of tokens of the augmentation: prompt, answer and embedding (``None`` if the table lacks them)."""
+    parts = [cost.get(key) for key in ("pass_prompt_tokens", "pass_completion_tokens", "embedding_tokens")]
+    return None if any(part is None for part in parts) else sum(parts) / 1e6
+
+
+def _hours(cost):
+    """Wall time of the augmentation pass in hours (``None`` if the table lacks it)."""
+    return None if cost.get("pass_wall_time_s") is None else cost["pass_wall_time_s"] / 3600
+
+
+COST_AXES = (  # (axis label, value of a cost row; None: not recorded, the point is left out of that panel)
+    ("USD at the stated price", lambda cost: cost.get("usd")),
+    ("LLM calls (embedding requests not counted)", lambda cost: cost.get("pass_calls")),
+    ("tokens, millions (prompt + answer + embedding)", _tokens),
+    ("wall time of the pass, hours (this 2-core machine)", _hours),
+)
+
+
 def cost_figure(compared, costs, path, metric):
-    """Gain in ``metric`` (overall) against USD of the augmentation: a point per seed and the mean per pair."""
+    """Gain in ``metric`` (overall) against the cost of the augmentation, one panel per measure of it (USD
+    at the cost table's stated price, LLM calls, tokens, wall time): a point per seed and the mean per pair,
+    a colour per pair and a marker per dataset, log-scaled cost axes (zero calls sit on the linear part)."""
     plt = _pyplot()
     points = [(pair, result, costs[pair]) for pair, result in compared
-              if result and costs.get(pair) and costs[pair]["usd"] is not None and "all" in result["groups"]]
+              if result and costs.get(pair) and "all" in result["groups"]]
     if not points:
         return None
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for pair, result, cost in points:
-        entry = result["groups"]["all"]
-        gains = [s - b for b, s in zip(entry["backbone"], entry["system"])]
-        seeds = axis.scatter([cost["usd"]] * len(gains), gains, alpha=0.4, s=18)
-        axis.scatter([cost["usd"]], [statistics.mean(gains)], marker="D", s=50, color=seeds.get_facecolor()[0][:3],
-                     label=f"{pair.dataset}, {pair.system}: {pair.variant} vs {pair.backbone}")
-    axis.axhline(0, color="grey", linewidth=0.8)
-    price = points[0][2]["price"]
-    axis.set_xlabel(f"LLM cost of the augmentation, USD (\\${price['input']} / \\${price['output']} per M input / output "
-                    f"tokens, \\${price['embedding']} per M embedding tokens)", fontsize=8)
-    axis.set_ylabel(f"gain in {metric} over the backbone")
-    axis.legend(fontsize=7)
-    figure.tight_layout()
+    figure, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharey=True)
+    colours = plt.get_cmap("tab20").colors
+    markers = {dataset: marker for dataset, marker in zip(dict.fromkeys(pair.dataset for pair, _, _ in points), "Ds^v")}
+    for axis, (label, value_of) in zip(axes.flat, COST_AXES):
+        values = [0.0]
+        for index, (pair, result, cost) in enumerate(points):
+            value = value_of(cost)
+            if value is None:
+                continue
+            values.append(value)
+            entry = result["groups"]["all"]
+            gains = [s - b for b, s in zip(entry["backbone"], entry["system"])]
+            colour = colours[(2 * index) % 20 if index < 10 else (2 * index + 1) % 20]
+            axis.scatter([value] * len(gains), gains, alpha=0.35, s=16, color=colour)
+            axis.scatter([value], [statistics.mean(gains)], marker=markers[pair.dataset], s=55, color=colour,
+                         edgecolors="black", linewidths=0.5, clip_on=False,  # zero calls: on the axis
+                         label=f"{pair.dataset}, {pair.system}: {pair.variant} vs {pair.backbone}")
+        axis.axhline(0, color="grey", linewidth=0.8)
+        axis.set_xscale("symlog", linthresh=1 if "calls" in label else 0.01)
+        axis.set_xlim(0, 2 * max(values) or 1)  # costs are never negative; room for the largest
+        axis.set_xlabel(label, fontsize=8)
+        axis.set_ylabel(f"gain in {metric}")
+    price = points[0][2].get("price") or {}
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
+    figure.suptitle(f"gain in {metric} over the backbone against the augmentation's cost (diamond/square: mean of "
+                    f"a pair, dots: seeds); price: ${price.get('input')} / ${price.get('output')} per M input / "
+                    f"output tokens, ${price.get('embedding')} per M embedding tokens", fontsize=8)
+    figure.tight_layout(rect=(0, 0.04 + 0.022 * math.ceil(len(labels) / 3), 1, 0.97))
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path

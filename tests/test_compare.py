@@ -206,3 +206,10 @@ def test_every_gpu_section_command_passes_arguments_its_benchmark_takes():
         spec = importlib.import_module(f"benchmarks.bench_{bench}").SPEC
         args = build_parser(spec).parse_args(["run", *argv, "--results", "x"])  # start.sh: bench_$BENCH.py run "$@"
         spec.resolve(args.models or spec.default_variants)
+
+
+def test_the_cost_panels_read_usd_calls_tokens_and_hours_and_leave_out_what_a_table_lacks():
+    row = {"usd": 0.5, "pass_calls": 10, "pass_prompt_tokens": 1_000_000, "pass_completion_tokens": 500_000,
+           "embedding_tokens": 500_000, "pass_wall_time_s": 7200}
+    assert [value_of(row) for _, value_of in compare.COST_AXES] == [0.5, 10, 2.0, 2.0]
+    assert [value_of({"usd": 0.5}) for _, value_of in compare.COST_AXES] == [0.5, None, None, None]
