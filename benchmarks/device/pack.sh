@@ -10,6 +10,14 @@ data=${2:-../shared/data/beauty}
 shift $(( $# < 2 ? $# : 2 ))
 outputs=("$@")
 [ ${#outputs[@]} -gt 0 ] || outputs=(itememb simuser)
+for name in "${outputs[@]}"; do  # all there before anything is fetched or replaced
+  for file in "$aug/beauty.$name" "$aug/beauty.$name.manifest.json"; do
+    [ -f "$file" ] || { echo "error: $file is missing: build it with the augmentor first (README: Benchmarks)" >&2; exit 1; }
+  done
+done
+for name in inter item; do
+  [ -f "$data/beauty.$name" ] || { echo "error: $data/beauty.$name is missing (DATA_DIR: Beauty's atomic files)" >&2; exit 1; }
+done
 rm -rf .devcarry/data
 mkdir -p .devcarry/whl .devcarry/data
 # pandas<3 as in setup.cfg (the image's numpy 2 is handled by recbole_llmaug.compat); RecBole without its deps

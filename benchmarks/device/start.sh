@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bench=${BENCH:-llmesr}
+[ -f "benchmarks/bench_$bench.py" ] || { echo "error: BENCH=$bench: no benchmarks/bench_$bench.py (llmesr or llmser)" >&2; exit 1; }
+[ -d .devcarry/whl ] || { echo "error: no .devcarry/: run benchmarks/device/pack.sh here and carry .devcarry" >&2; exit 1; }
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .devcarry/whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD/benchmarks/device/ray_shim
 mkdir -p /tmp/data/beauty /tmp/work/beauty /tmp/res
