@@ -111,6 +111,7 @@ COMMON_OPTIONS = (
     _float("llm_temperature", 0, stage="augment"), _float("llm_top_p", 0, 1, stage="augment"),
     _int("llm_max_tokens", 1, stage="augment"), _int("llm_concurrency", 1, stage="augment"),
     _float("llm_timeout", 0, open_minimum=True, stage="augment"), _int("llm_max_retries", 0, stage="augment"),
+    _bool("llm_retry_failed", stage="augment"),
     _float("llm_price_per_1k_input", 0, stage="augment"), _float("llm_price_per_1k_output", 0, stage="augment"),
     _int("llm_threads", 1, optional=True, stage="augment"),
     # throughput levers of the LLM stage (README "The LLM stage at dataset scale")

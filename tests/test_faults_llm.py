@@ -298,7 +298,10 @@ def chat_cache_texts(settings):
 
 @pytest.mark.parametrize("bad, k", [('{"ids": ["Z9"]}', 1), ("", 1), ('{"ids": ["B2", "B2"]}', 2)],
                          ids=["outside_candidates", "empty", "duplicate_ids"])
-def test_invalid_answers_are_not_cached_so_a_rerun_asks_again(bad, k, fake_server, settings):
+def test_invalid_answers_are_not_cached_and_a_rerun_replays_the_failure_unless_told_to_retry(bad, k, fake_server,
+                                                                                              settings):
+    """The answer cache holds valid answers only; the failed request is recorded apart, so a resumed pass
+    replays it without a call (counted as cached, with what it cost), unless ``llm_retry_failed``."""
     for _ in range(3):  # the first answer and both corrections
         fake_server.queue(200, chat_body(bad))
     fake_server.default = (200, chat_body('{"ids": ["C3", "A1"]}'), {}, 0.0)
@@ -307,13 +310,41 @@ def test_invalid_answers_are_not_cached_so_a_rerun_asks_again(bad, k, fake_serve
     assert not failed.valid and failed.attempts == 3 and failed.raw == bad
     assert chat_cache_texts(settings) == []
 
-    with open_chat_client(settings, backoff_base=0.0) as client:  # the server answers well now
+    with open_chat_client(settings, backoff_base=0.0) as client:  # the rerun: the same failure, no call
+        replayed = select(client, MESSAGES, CANDIDATES, k, "faults-v1")
+        stats = client.stats.as_dict()
+    assert stats["calls"] == 0 and stats["failures"] == 1 and stats["cache_hits"] == 3
+    assert (stats["cached_prompt_tokens"], stats["cached_completion_tokens"]) == (30, 15)  # 3 answers of 10 + 5
+    assert not replayed.valid and (replayed.raw, replayed.error, replayed.attempts) == (bad, failed.error, 3)
+    assert len(fake_server.requests) == 3
+
+    with open_chat_client(dict(settings, llm_retry_failed=True), backoff_base=0.0) as client:  # the server is fixed
         fixed = select(client, MESSAGES, CANDIDATES, k, "faults-v1")
         assert client.stats.calls == 1 and client.stats.cache_hits == 0
     assert fixed.valid and fixed.ids == ["C3", "A1"][:k]
     with open_chat_client(settings, backoff_base=0.0) as client:  # and that valid answer is cached
         again = select(client, MESSAGES, CANDIDATES, k, "faults-v1")
         assert client.stats.calls == 0 and again.cached and again.ids == fixed.ids
+
+
+def test_a_failure_is_replayed_only_for_the_same_correction_rounds_and_never_after_a_transport_fault(fake_server,
+                                                                                                    settings):
+    fake_server.default = (200, chat_body('{"ids": ["Z9"]}'), {}, 0.0)
+    with open_chat_client(settings, backoff_base=0.0) as client:
+        assert not select(client, MESSAGES, CANDIDATES, 1, "faults-v1", max_invalid_retries=1).valid
+        assert not select(client, MESSAGES, CANDIDATES, 1, "faults-v1", max_invalid_retries=1).valid
+        assert client.stats.calls == 2  # replayed the second time
+        assert not select(client, MESSAGES, CANDIDATES, 1, "faults-v1", max_invalid_retries=2).valid
+        assert client.stats.calls == 5  # more rounds: asked again (the first two answers were never cached)
+
+    fake_server.default = (500, error_body("boom"), {}, 0.0)
+    with open_chat_client(settings, backoff_base=0.0) as client:
+        down = select(client, MESSAGES, CANDIDATES, 1, "faults-v2")
+    assert not down.valid and "500" in down.error
+    fake_server.default = (200, chat_body('{"ids": ["B2"]}'), {}, 0.0)
+    with open_chat_client(settings, backoff_base=0.0) as client:  # the server is back: asked again
+        back = select(client, MESSAGES, CANDIDATES, 1, "faults-v2")
+    assert back.valid and back.ids == ["B2"]
 
 
 def test_an_answer_valid_after_a_correction_is_replayed_without_calls(fake_server, settings):

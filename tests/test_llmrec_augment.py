@@ -261,7 +261,10 @@ def test_fake_server_an_edge_naming_one_candidate_twice_is_retried_then_a_failur
         result = run_many_json(client, [request], system.EDGES_PROMPT_VERSION)[0]
         assert not result.valid and "different" in result.error and len(server.requests) == 3
         server.default = (200, chat_body('{"liked": "C", "disliked": "A"}'), {}, 0.0)
-        again = run_many_json(client, [request], system.EDGES_PROMPT_VERSION)[0]  # the failure was not cached
+        replayed = run_many_json(client, [request], system.EDGES_PROMPT_VERSION)[0]  # a resumed pass: no call
+        assert not replayed.valid and replayed.error == result.error and len(server.requests) == 3
+    with open_chat_client(dict(settings, llm_retry_failed=True)) as client:
+        again = run_many_json(client, [request], system.EDGES_PROMPT_VERSION)[0]  # asked again
     assert again.valid and again.value == {"liked": "C", "disliked": "A"}
 
 

@@ -64,6 +64,10 @@ class SqliteCache:
                 f"INSERT OR REPLACE INTO {self._table} (key, value) VALUES (?, ?)", list(items)
             )
 
+    def delete(self, key: str) -> None:
+        with self._lock, self._connection:
+            self._connection.execute(f"DELETE FROM {self._table} WHERE key = ?", (key,))
+
     def __len__(self) -> int:
         with self._lock:
             return self._connection.execute(f"SELECT COUNT(*) FROM {self._table}").fetchone()[0]

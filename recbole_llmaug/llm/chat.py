@@ -175,8 +175,10 @@ class ChatClient:
 
     def __init__(self, llm: LLMSettings, base_url: str, model: str, api_key: Optional[str],
                  cache: Optional[SqliteCache] = None, backoff_base: float = 1.0, backoff_cap: float = 60.0,
-                 llama_cpp: bool = False):
+                 llama_cpp: bool = False, failures: Optional[SqliteCache] = None):
         self.settings = llm
+        # requests that found no valid answer (ask_until_valid), apart from the answers: ``cache`` holds valid ones only
+        self.failures = failures
         # llama.cpp's server (the embedded one) takes fields other servers may refuse: cache_prompt, grammar.
         self.llama_cpp = llama_cpp
         self.base_url = base_url
@@ -214,7 +216,8 @@ class ChatClient:
 
         ``accept(text)`` says whether an answer is worth keeping (default: any non-empty text). Only an
         accepted answer is cached, and a cached answer that is not accepted (left by an older version)
-        is asked again and replaced, so a failure is never replayed by a rerun. A rejected answer is
+        is asked again and replaced, so an invalid answer is never replayed as an answer (a request that
+        stays invalid through its correction rounds is recorded apart: :func:`ask_until_valid`). A rejected answer is
         still returned, for the caller to retry or record. ``response_format`` is OpenAI's (``json_schema``)
         or, for a llama.cpp server only, ``{"type": "llama_grammar", "grammar": GBNF}``. ``max_tokens``
         bounds this answer below ``llm_max_tokens`` (it is part of the cache key).
@@ -254,6 +257,31 @@ class ChatClient:
         """
         key = self.cache_key(messages, prompt_version, self._effective_format(response_format), max_tokens)
         self._store(key, answer)
+
+    def _failure_key(self, messages: list, prompt_version: str, response_format, max_tokens, rounds: int) -> str:
+        """The request's cache key and how many correction rounds it was given: more rounds ask again."""
+        key = self.cache_key(messages, prompt_version, self._effective_format(response_format), max_tokens)
+        return f"{key}/rounds={rounds}"
+
+    def recorded_failure(self, messages: list, prompt_version: str, response_format, max_tokens,
+                         rounds: int) -> Optional[dict]:
+        """What an earlier run recorded when this request stayed invalid through ``rounds`` correction
+        rounds (``error``, last ``raw`` answer, ``attempts``, tokens), or None."""
+        if self.failures is None:
+            return None
+        stored = self.failures.get(self._failure_key(messages, prompt_version, response_format, max_tokens, rounds))
+        return None if stored is None else json.loads(stored)
+
+    def record_failure(self, messages: list, prompt_version: str, response_format, max_tokens, rounds: int,
+                       failure: dict) -> None:
+        if self.failures is not None:
+            self.failures.put(self._failure_key(messages, prompt_version, response_format, max_tokens, rounds),
+                              json.dumps(failure).encode("utf-8"))
+
+    def forget_failure(self, messages: list, prompt_version: str, response_format, max_tokens, rounds: int) -> None:
+        """Drop the record of a request that has found a valid answer since (asked again: ``llm_retry_failed``)."""
+        if self.failures is not None:
+            self.failures.delete(self._failure_key(messages, prompt_version, response_format, max_tokens, rounds))
 
     def _store(self, key: str, answer: ChatAnswer) -> None:
         if self.cache is not None:
@@ -365,6 +393,7 @@ def open_chat_client(settings: Mapping, backoff_base: float = 1.0) -> Iterator[C
     """
     llm = LLMSettings.from_settings(settings)
     cache = SqliteCache(llm.cache_dir / CHAT_CACHE_FILE, "chat")
+    failures = SqliteCache(llm.cache_dir / CHAT_CACHE_FILE, "failures")
     try:
         if llm.base_url:
             if not llm.model:
@@ -372,16 +401,18 @@ def open_chat_client(settings: Mapping, backoff_base: float = 1.0) -> Iterator[C
                     f"llm_base_url is set to {llm.base_url} but llm_model is empty. Set llm_model to the "
                     "model name the server serves (see its /v1/models)."
                 )
-            yield ChatClient(llm, llm.base_url, llm.model, llm.api_key(), cache, backoff_base=backoff_base)
+            yield ChatClient(llm, llm.base_url, llm.model, llm.api_key(), cache, backoff_base=backoff_base,
+                             failures=failures)
             return
         gguf = resolve_gguf(llm.model)
         llm.cache_dir.mkdir(parents=True, exist_ok=True)
         with LocalLlamaServer(gguf, threads=resolve_threads(llm.threads), parallel=llm.slots,
                               log_file=llm.cache_dir / "local_server.log") as server:
             yield ChatClient(llm, server.base_url, server.model_name, LOCAL_API_KEY, cache, backoff_base=backoff_base,
-                             llama_cpp=True)
+                             llama_cpp=True, failures=failures)
     finally:
         cache.close()
+        failures.close()
 
 
 def ask_until_valid(client: ChatClient, messages: list, version: str, response_format, instruction: str,
@@ -397,15 +428,33 @@ def ask_until_valid(client: ChatClient, messages: list, version: str, response_f
     ``result`` (a selection or JSON result) accumulates ``attempts``, ``raw``, ``cached``, the tokens and
     ``error`` (``invalid answer: ..``, a transport fault, None when valid). A request without a valid
     answer counts as one failure in ``client.stats``.
+
+    A request that stays invalid through every round is recorded (apart from the answers, which hold
+    valid ones only), and a rerun with the same rounds replays that failure without a call, its attempts
+    and tokens counted as cached: a resumed pass does not pay again for the failures before the
+    interruption (at temperature 0 the same rounds would come back). ``llm_retry_failed: True`` asks such
+    requests again (an endpoint that does not answer deterministically, a fixed server). A transport
+    fault is never recorded.
     """
+    if not client.settings.retry_failed:
+        failed = client.recorded_failure(messages, version, response_format, bound, max_invalid_retries)
+        if failed is not None:
+            result.attempts += failed["attempts"]
+            result.raw, result.error = failed["raw"], failed["error"]
+            result.prompt_tokens += failed["prompt_tokens"]
+            result.completion_tokens += failed["completion_tokens"]
+            client.stats.add(failures=1, cache_hits=failed["attempts"], cached_prompt_tokens=failed["prompt_tokens"],
+                             cached_completion_tokens=failed["completion_tokens"])
+            return None
     conversation = list(messages)
+    transport_fault = False
     for _ in range(max_invalid_retries + 1):
         result.attempts += 1
         try:
             answer = client.complete(conversation, version, response_format, lambda text: problem(text) is None,
                                      max_tokens=bound if result.attempts == 1 else None)
         except LLMCallError as error:
-            result.error, result.cached = str(error), False
+            result.error, result.cached, transport_fault = str(error), False, True
             break
         result.raw = answer.text
         result.cached = result.cached and answer.cached
@@ -422,6 +471,12 @@ def ask_until_valid(client: ChatClient, messages: list, version: str, response_f
         result.error = None
         if result.attempts > 1:
             client.remember(list(messages), version, response_format, answer, max_tokens=bound)
+        if client.settings.retry_failed:  # a failure recorded before would otherwise shadow this answer
+            client.forget_failure(messages, version, response_format, bound, max_invalid_retries)
         return answer
+    if not transport_fault:
+        client.record_failure(messages, version, response_format, bound, max_invalid_retries, {
+            "error": result.error, "raw": result.raw, "attempts": result.attempts,
+            "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens})
     client.stats.add(failures=1)
     return None

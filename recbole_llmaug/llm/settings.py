@@ -91,6 +91,7 @@ class LLMSettings:
     concurrency: int
     timeout: float
     max_retries: int
+    retry_failed: bool  # ask again a request recorded as invalid through its correction rounds (ask_until_valid)
     price_per_1k_input: float
     price_per_1k_output: float
     threads: Optional[int]  # None: free cores at server start (resolve_threads)
@@ -113,6 +114,7 @@ class LLMSettings:
             concurrency=_number(settings, "llm_concurrency", int, 1),
             timeout=_number(settings, "llm_timeout", float, 0.001),
             max_retries=_number(settings, "llm_max_retries", int, 0),
+            retry_failed=bool(setting(settings, "llm_retry_failed")),
             price_per_1k_input=_number(settings, "llm_price_per_1k_input", float, 0.0),
             price_per_1k_output=_number(settings, "llm_price_per_1k_output", float, 0.0),
             threads=_optional_number(settings, "llm_threads", int, 1),
