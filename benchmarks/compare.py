@@ -19,8 +19,9 @@ section report reads pending and changes nothing else.
 
 A pair whose report is missing is listed as pending, with the command that makes it in its row. With ``--run``
 those commands run first, each writing the pair's report; the harness does not train again a run recorded
-with the same run key and code version (``benchmarks/harness/reuse.py``), so the one command below fills
-the missing cells of the matrix and collects the rest:
+with the same run key and code version (``benchmarks/harness/reuse.py``), and a cost table that a pair
+declares a ``cost.py`` command for is written after its runs, so the one command below fills the missing
+cells of the matrix and collects the rest:
 
     python benchmarks/compare.py --dataset all --run --out benchmarks/results/compare_all
     python benchmarks/compare.py --dataset ml-100k --out benchmarks/results/compare_ml-100k   # collect only
@@ -55,7 +56,9 @@ FIGURE_GROUPS = ("all", "tail_user", "head_user", "tail_item", "head_item")
 @dataclass(frozen=True)
 class Pair:
     """A system's variant against its backbone: where their runs are recorded and, optionally, the cost
-    table (``cost.py``'s JSON stem) and its variant name that price the system's augmentation."""
+    table (``cost.py``'s JSON stem) and its variant name that price the system's augmentation, and the
+    ``cost.py`` command that writes that table (without ``--results``/``--out``, which ``--run`` adds: the
+    pair's report and the table's stem), for the tables ``--run`` makes after their runs."""
 
     dataset: str
     system: str
@@ -65,6 +68,7 @@ class Pair:
     command: str
     cost: Optional[str] = None
     cost_variant: Optional[str] = None
+    cost_command: Optional[str] = None
 
 
 SEEDS = "--seeds 2020 2021 2022"
@@ -91,6 +95,9 @@ LLMESR_ML100K_SASREC = (f"python benchmarks/bench_llmesr.py run --models SASRec 
 # after the LLM pass into ../runs/lrb/data (README: Benchmarks), which links Beauty's atomic files beside its outputs
 LLMREC_BEAUTY = (f"python benchmarks/bench_llmrec.py run --models LightGCN LLMRec BPR BPR-aug LightGCN-aug --dataset beauty "
                  f"--data_path ../runs/lrb/data --llm_cache_dir ../runs/lrb/cache --epochs 60 {SEEDS} --jobs 2")
+LLMREC_BEAUTY_COST = ("python benchmarks/cost.py --data_dir ../runs/lrb/data --dataset beauty --baseline LightGCN "
+                      "--metrics ndcg@10 ndcg@20 --uses LightGCN-aug=lrcand,lredge BPR-aug:BPR=lrcand,lredge "
+                      "LLMRec=lrcand,lredge,itemattr,userprof,itememb,useremb")
 PAIRS = [
     Pair("beauty", "LLM-ESR", "LLMESR-SASRec", "SASRec", "llmesr_cpu_sasrec_5ep",
          llmesr("SASRec", 5), "llmesr_cost", "LLMESR-SASRec"),
@@ -114,11 +121,12 @@ PAIRS = [
          "LLMSeR-GRU4Rec"),
     Pair("ml-100k", "LLMSeR", "LLMSeR-BERT4Rec", "BERT4Rec", "llmser_ml-100k", LLMSER_ML100K, "llmser_ml-100k_cost",
          "LLMSeR-BERT4Rec"),
-    Pair("beauty", "LLMRec", "LLMRec", "LightGCN", "llmrec_beauty", LLMREC_BEAUTY, "llmrec_beauty_cost", "LLMRec"),
+    Pair("beauty", "LLMRec", "LLMRec", "LightGCN", "llmrec_beauty", LLMREC_BEAUTY, "llmrec_beauty_cost", "LLMRec",
+         LLMREC_BEAUTY_COST),
     Pair("beauty", "LLMRec (augmented file)", "LightGCN-aug", "LightGCN", "llmrec_beauty", LLMREC_BEAUTY,
-         "llmrec_beauty_cost", "LightGCN-aug"),
+         "llmrec_beauty_cost", "LightGCN-aug", LLMREC_BEAUTY_COST),
     Pair("beauty", "LLMRec (augmented file)", "BPR-aug", "BPR", "llmrec_beauty", LLMREC_BEAUTY,
-         "llmrec_beauty_cost", "BPR-aug"),
+         "llmrec_beauty_cost", "BPR-aug", LLMREC_BEAUTY_COST),
     Pair("ml-100k", "LLMRec", "LLMRec", "LightGCN", "llmrec", LLMREC, "llmrec_cost", "LLMRec"),
     Pair("ml-100k", "LLMRec (augmented file)", "LightGCN-aug", "LightGCN", "llmrec", LLMREC,
          "llmrec_cost", "LightGCN-aug"),
@@ -495,23 +503,34 @@ def run_missing(pairs, results: Path, protocol: str = "full", extra_args=(), cal
     """Run the benchmark command of every pair not yet recorded under ``protocol`` (each command once),
     writing into the pair's report in ``results``; the harness reuses every run already recorded with the
     same run key and code version (``benchmarks/harness/reuse.py``), so only missing cells train.
+    Then each missing cost table that a pair declares a ``cost_command`` for is written from the pair's
+    report (``cost.py`` reads the augmentation's manifests and calls no model; delete a table to write it
+    again, e.g. after more seeds).
     Returns the commands run (as argument lists); a pending pair that no command makes is printed."""
     done = []
+
+    def start(argv):
+        if argv in done:
+            return
+        print("would run:" if dry_run else "running:", " ".join(argv[1:]), flush=True)
+        code = 0 if dry_run else call(argv, cwd=str(REPO_ROOT))
+        if code != 0:
+            raise SystemExit(f"error: {' '.join(argv[1:])} exited with {code}; its log names the cause. Fix it "
+                             f"and run this command again: recorded runs are not trained again.")
+        done.append(argv)
+
     for pair in pairs:
         if compare_pair(pair, results, protocol=protocol) is not None:
             continue
         if not runnable(pair):
             print(f"pending, run by hand: {pair.system}: {pair.variant} vs {pair.backbone}: {pair.command}")
             continue
-        argv = [sys.executable, *shlex.split(pair.command)[1:], "--results", str(results / pair.report), *extra_args]
-        if argv in done:
-            continue
-        print("would run:" if dry_run else "running:", " ".join(argv[1:]), flush=True)
-        code = 0 if dry_run else call(argv, cwd=str(REPO_ROOT))
-        if code != 0:
-            raise SystemExit(f"error: {' '.join(argv[1:])} exited with {code}; its log names the failed runs. "
-                             f"Fix the cause and run this command again: recorded runs are not trained again.")
-        done.append(argv)
+        start([sys.executable, *shlex.split(pair.command)[1:], "--results", str(results / pair.report), *extra_args])
+    for pair in pairs:
+        recorded = dry_run or (results / f"{pair.report}.json").is_file()
+        if pair.cost_command and recorded and not (results / f"{pair.cost}.json").is_file():
+            start([sys.executable, *shlex.split(pair.cost_command)[1:], "--results",
+                   str(results / f"{pair.report}.json"), "--out", str(results / pair.cost)])
     return done
 
 

@@ -102,6 +102,29 @@ def test_run_starts_each_pending_pairs_command_once_into_its_report(results, mon
         compare.run_missing(compare.PAIRS, results, call=lambda argv, cwd: 3)
 
 
+def test_run_writes_a_declared_missing_cost_table_after_the_runs(results, monkeypatch):
+    """``--run`` then writes each missing cost table a pair declares a command for, from the pair's report
+    (after its benchmark), once for the pairs sharing it; a table already there, or one whose report is
+    still missing, is not written."""
+    cost = "python benchmarks/cost.py --data_dir d --dataset toy --uses Sys=x"
+    monkeypatch.setattr(compare, "PAIRS", [
+        compare.Pair("toy", "S", "Sys", "Base", "rep", "python benchmarks/bench_toy.py run", "newcost", "Sys", cost),
+        compare.Pair("toy", "S", "Base", "Base", "rep", "python benchmarks/bench_toy.py run", "newcost", "Base", cost),
+        compare.Pair("toy", "S", "Sys", "Base", "rep", "python benchmarks/bench_toy.py run", "cost", "Sys", cost),
+        compare.Pair("toy", "T", "Sys", "Base", "a+b", "README: by hand", "othercost", "Sys", cost),
+    ])
+    calls = []
+    compare.run_missing(compare.PAIRS, results, call=lambda argv, cwd: calls.append(argv) or 0)
+    assert [argv[1:] for argv in calls] == [["benchmarks/cost.py", "--data_dir", "d", "--dataset", "toy", "--uses",
+                                             "Sys=x", "--results", str(results / "rep.json"), "--out",
+                                             str(results / "newcost")]]
+    (results / "newcost.json").write_text("{}")
+    assert compare.run_missing(compare.PAIRS, results, call=lambda argv, cwd: 1 / 0) == []
+    with pytest.raises(SystemExit, match="exited with 2"):
+        (results / "newcost.json").unlink()
+        compare.run_missing(compare.PAIRS, results, call=lambda argv, cwd: 2)
+
+
 def test_records_without_seeds_count_their_runs(results):
     data = json.loads((results / "rep.json").read_text())
     for run in data["results"]["Base"] + data["results"]["Sys"]:
