@@ -94,7 +94,8 @@ LLMESR_ML100K_SASREC = (f"python benchmarks/bench_llmesr.py run --models SASRec 
                         f"{SEEDS} --epochs 5 --stopping_step 5 --also_test uni100 {ML100K_SEQ}")
 # after the LLM pass into ../runs/lrb/data (README: Benchmarks), which links Beauty's atomic files beside its outputs
 LLMREC_BEAUTY = (f"python benchmarks/bench_llmrec.py run --models LightGCN LLMRec BPR BPR-aug LightGCN-aug --dataset beauty "
-                 f"--data_path ../runs/lrb/data --llm_cache_dir ../runs/lrb/cache --epochs 60 {SEEDS} --jobs 2")
+                 f"--data_path ../runs/lrb/data --llm_cache_dir ../runs/lrb/cache --epochs 60 --stopping_step 2 "
+                 f"--settings benchmarks/llmrec_beauty.yaml {SEEDS} --jobs 2")
 LLMREC_BEAUTY_COST = ("python benchmarks/cost.py --data_dir ../runs/lrb/data --dataset beauty --baseline LightGCN "
                       "--metrics ndcg@10 ndcg@20 --uses LightGCN-aug=lrcand,lredge BPR-aug:BPR=lrcand,lredge "
                       "LLMRec=lrcand,lredge,itemattr,userprof,itememb,useremb")

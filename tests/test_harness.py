@@ -257,6 +257,16 @@ def test_documented_command_lines_parse(command):
     assert args.command == command.split()[0]
 
 
+def test_the_llmrec_benchmark_ranks_hundreds_of_users_per_evaluation_batch():
+    """General models rank eval_batch_size // n_items users per batch: the harness's 512 would be one
+    Beauty user a batch (22,363 batches); bench_llmrec's default keeps Beauty's batches in the hundreds."""
+    from benchmarks.bench_llmrec import SPEC as LLMREC
+
+    assert build_parser(LLMREC).parse_args(["run"]).eval_batch_size // 12101 >= 256
+    assert build_parser(LLMREC).parse_args(["run", "--eval_batch_size", "64"]).eval_batch_size == 64
+    assert build_parser(SPEC).parse_args(["run"]).eval_batch_size == 512  # sequential rows: unchanged
+
+
 def test_a_child_gets_the_spec_settings_under_the_command_line_under_the_variant():
     args = build_parser(SPEC).parse_args(shlex.split(
         "run --epochs 5 --stopping_step 3 --batch_size 128 --also_test uni100 --device gpu --work_dir /w "

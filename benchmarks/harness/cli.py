@@ -37,7 +37,7 @@ def build_parser(spec):
     training.add_argument("--epochs", type=int, default=30, help="epoch budget (same for every model)")
     training.add_argument("--stopping_step", type=int, default=10)
     training.add_argument("--batch_size", type=int, default=256, help="train_batch_size (rows per batch), every model")
-    training.add_argument("--eval_batch_size", type=int, default=512, help="rows per evaluation batch (speed only)")
+    training.add_argument("--eval_batch_size", type=int, default=512, help="rows per evaluation batch (speed only; a general model's full ranking takes this // n_items users a batch)")
     training.add_argument("--data_path", default=str(REPO_ROOT.parent / "shared" / "data"),
                           help="folder holding <dataset>/ (read in place, linked into --work_dir)")
     training.add_argument("--dataset", default=spec.dataset)
