@@ -66,3 +66,21 @@ def test_server_stops_when_the_block_ends(tmp_path):
     assert process.poll() is not None
     with pytest.raises((urllib.error.URLError, OSError)):
         urllib.request.urlopen(address + "/health", timeout=2)
+
+
+def test_server_keeps_no_host_prompt_cache():
+    """llama.cpp's host-memory prompt cache (8 GiB by default) only grows under our requests, which reuse
+    their prefix through their own slot: it took the server to 16 GB on the LLMRec Beauty pass. The child
+    turns it off and sizes the context per slot."""
+    import argparse
+    import importlib.util
+
+    from recbole_llmaug.llm import local_server
+
+    path = local_server.__file__.replace("local_server.py", "_llama_child.py")
+    spec = importlib.util.spec_from_file_location("llama_child", path)
+    child = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(child)
+    params = child.server_params(argparse.Namespace(model=str(bundled_gguf_path()), threads=1, parallel=3))
+    assert params.cache_ram_mib == 0
+    assert (params.n_parallel, params.n_ctx) == (3, 3 * child.CONTEXT_PER_SLOT)
