@@ -222,7 +222,7 @@ def parse_uses(items):
     return uses, baselines
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True, help="the --augment_path of the augmentation")
     parser.add_argument("--dataset", required=True)
@@ -236,8 +236,12 @@ def main(argv=None):
                         default=[DEFAULT_PRICE["input"], DEFAULT_PRICE["output"], DEFAULT_PRICE["embedding"]],
                         help="USD per million tokens (default: gpt-4o-mini and text-embedding-3-small list prices)")
     parser.add_argument("--out", required=True, help="writes <out>.md and <out>.json")
+    return parser
+
+
+def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     uses, baselines = parse_uses(args.uses)
     price = dict(zip(("input", "output", "embedding"), args.price))
     suffixes = list(dict.fromkeys(suffix for stage in uses.values() for suffix in stage))

@@ -189,6 +189,25 @@ def test_every_declared_command_parses_with_its_benchmarks_parser():
         spec = importlib.import_module("benchmarks." + argv[1][len("benchmarks/"):-len(".py")]).SPEC
         args = build_parser(spec).parse_args(argv[2:] + ["--results", "x"])
         spec.resolve(args.models or spec.default_variants)
+        assert args.settings is None or (compare.REPO_ROOT / args.settings).is_file(), command
+
+
+def test_every_declared_cost_command_parses_and_names_its_pairs_variant():
+    """The cost tables ``--run`` writes: each command takes cost.py's options (with the ``--results`` and
+    ``--out`` that ``--run`` adds) and prices the variant its pairs read from the table."""
+    import shlex
+
+    from benchmarks import cost
+
+    pairs = [pair for pair in compare.PAIRS if pair.cost_command]
+    assert pairs
+    for pair in pairs:
+        argv = shlex.split(pair.cost_command)
+        assert argv[:2] == ["python", "benchmarks/cost.py"]
+        args = cost.build_parser().parse_args(argv[2:] + ["--results", "x.json", "--out", "y"])
+        uses, baselines = cost.parse_uses(args.uses)
+        assert pair.cost_variant in uses, pair
+        assert baselines.get(pair.cost_variant, args.baseline) == pair.backbone, pair
 
 
 def test_a_gpu_section_has_its_own_tables_figure_and_sources_and_reads_pending_without_its_report(results,
