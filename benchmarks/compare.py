@@ -499,9 +499,39 @@ def runnable(pair: Pair) -> bool:
     return pair.command.startswith("python benchmarks/") and "+" not in pair.report
 
 
+def command_seeds(command: str) -> list:
+    """The seeds a benchmark command names after ``--seeds`` (``[]``: none named, its default)."""
+    words = shlex.split(command)
+    if "--seeds" not in words:
+        return []
+    seeds = []
+    for word in words[words.index("--seeds") + 1:]:
+        if word.startswith("--"):
+            break
+        seeds.append(int(word))
+    return seeds
+
+
+def complete(pair: Pair, results: Path, protocol: str = "full") -> bool:
+    """Whether the pair's report holds a run of its backbone and of its variant for every seed its command
+    names (any one run each when it names none; records older than seeds in records count as one seed
+    each). A report that an interrupted benchmark left behind, a record written after each run, is not
+    complete: ``--run`` runs its command again, which trains only the runs still missing."""
+    if compare_pair(pair, results, protocol=protocol) is None:
+        return False
+    seeds = set(command_seeds(pair.command)) if runnable(pair) else set()
+    runs = load_runs(pair.report, results, protocol)
+    for name in (pair.backbone, pair.variant):
+        recorded = [run.get("seed") for run in runs if run["name"] == name]
+        if len(seeds - set(recorded)) > recorded.count(None):
+            return False
+    return True
+
+
 def run_missing(pairs, results: Path, protocol: str = "full", extra_args=(), call=subprocess.call,
                 dry_run: bool = False) -> list:
-    """Run the benchmark command of every pair not yet recorded under ``protocol`` (each command once),
+    """Run the benchmark command of every pair not yet recorded under ``protocol`` for each of its seeds
+    (``complete``; each command once),
     writing into the pair's report in ``results``; the harness reuses every run already recorded with the
     same run key and code version (``benchmarks/harness/reuse.py``), so only missing cells train.
     Then each missing cost table that a pair declares a ``cost_command`` for is written from the pair's
@@ -521,14 +551,14 @@ def run_missing(pairs, results: Path, protocol: str = "full", extra_args=(), cal
         done.append(argv)
 
     for pair in pairs:
-        if compare_pair(pair, results, protocol=protocol) is not None:
+        if complete(pair, results, protocol):
             continue
         if not runnable(pair):
             print(f"pending, run by hand: {pair.system}: {pair.variant} vs {pair.backbone}: {pair.command}")
             continue
         start([sys.executable, *shlex.split(pair.command)[1:], "--results", str(results / pair.report), *extra_args])
     for pair in pairs:
-        recorded = dry_run or (results / f"{pair.report}.json").is_file()
+        recorded = dry_run or complete(pair, results)
         if pair.cost_command and recorded and not (results / f"{pair.cost}.json").is_file():
             start([sys.executable, *shlex.split(pair.cost_command)[1:], "--results",
                    str(results / f"{pair.report}.json"), "--out", str(results / pair.cost)])

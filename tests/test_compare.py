@@ -125,6 +125,33 @@ def test_run_writes_a_declared_missing_cost_table_after_the_runs(results, monkey
         compare.run_missing(compare.PAIRS, results, call=lambda argv, cwd: 2)
 
 
+def test_run_finishes_a_report_that_an_interrupted_benchmark_left_short_of_its_seeds(results, monkeypatch):
+    """A report holding some of the seeds its command names (written after each run, then cut short) is
+    run again (the harness trains only what is missing), and its cost table waits for the last seed;
+    records older than seeds count one seed each."""
+    command = "python benchmarks/bench_toy.py run --seeds 1 2 3 --jobs 2"
+    assert compare.command_seeds(command) == [1, 2, 3] and compare.command_seeds("python b.py run") == []
+    cost = "python benchmarks/cost.py --uses Sys=x"
+    monkeypatch.setattr(compare, "PAIRS", [compare.Pair("toy", "S", "Sys", "Base", "rep", command, "newcost", "Sys",
+                                                        cost)])
+    data = json.loads((results / "rep.json").read_text())
+    (results / "rep.json").write_text(json.dumps(dict(data, results={"Base": data["results"]["Base"],
+                                                                     "Sys": data["results"]["Sys"][:2]})))
+    assert compare.compare_pair(compare.PAIRS[0], results) is not None  # in the report, but not complete
+    calls = []
+    compare.run_missing(compare.PAIRS, results, call=lambda argv, cwd: calls.append(argv) or 0)
+    assert [argv[1:3] for argv in calls] == [["benchmarks/bench_toy.py", "run"]]  # and no cost table yet
+    (results / "rep.json").write_text(json.dumps(data))
+    calls.clear()
+    compare.run_missing(compare.PAIRS, results, call=lambda argv, cwd: calls.append(argv) or 0)
+    assert [argv[1] for argv in calls] == ["benchmarks/cost.py"]
+    for run in data["results"]["Base"] + data["results"]["Sys"]:
+        del run["seed"]
+    (results / "rep.json").write_text(json.dumps(data))
+    (results / "newcost.json").write_text("{}")
+    assert compare.run_missing(compare.PAIRS, results, call=lambda argv, cwd: 1 / 0) == []
+
+
 def test_records_without_seeds_count_their_runs(results):
     data = json.loads((results / "rep.json").read_text())
     for run in data["results"]["Base"] + data["results"]["Sys"]:
