@@ -517,13 +517,13 @@ def complete(pair: Pair, results: Path, protocol: str = "full") -> bool:
     names (any one run each when it names none; records older than seeds in records count as one seed
     each). A report that an interrupted benchmark left behind, a record written after each run, is not
     complete: ``--run`` runs its command again, which trains only the runs still missing."""
-    if compare_pair(pair, results, protocol=protocol) is None:
+    runs = load_runs(pair.report, results, protocol)
+    if runs is None:
         return False
     seeds = set(command_seeds(pair.command)) if runnable(pair) else set()
-    runs = load_runs(pair.report, results, protocol)
     for name in (pair.backbone, pair.variant):
         recorded = [run.get("seed") for run in runs if run["name"] == name]
-        if len(seeds - set(recorded)) > recorded.count(None):
+        if not recorded or len(seeds - set(recorded)) > recorded.count(None):
             return False
     return True
 

@@ -1,6 +1,7 @@
 """``benchmarks/compare.py``: the comparison report built from a handful of tiny run records (no training):
 means, gains and the paired test by hand, pending pairs, seed pairing, and the two figures."""
 
+import dataclasses
 import json
 
 import pytest
@@ -138,6 +139,9 @@ def test_run_finishes_a_report_that_an_interrupted_benchmark_left_short_of_its_s
     (results / "rep.json").write_text(json.dumps(dict(data, results={"Base": data["results"]["Base"],
                                                                      "Sys": data["results"]["Sys"][:2]})))
     assert compare.compare_pair(compare.PAIRS[0], results) is not None  # in the report, but not complete
+    unseeded = compare.Pair("toy", "S", "Sys", "Base", "rep", "python benchmarks/bench_toy.py run")
+    assert compare.complete(unseeded, results)  # no seeds named: one run of each is enough
+    assert not compare.complete(dataclasses.replace(unseeded, variant="Absent"), results)  # no run of it
     calls = []
     compare.run_missing(compare.PAIRS, results, call=lambda argv, cwd: calls.append(argv) or 0)
     assert [argv[1:3] for argv in calls] == [["benchmarks/bench_toy.py", "run"]]  # and no cost table yet

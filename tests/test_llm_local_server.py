@@ -77,8 +77,7 @@ def test_server_keeps_no_host_prompt_cache():
 
     from recbole_llmaug.llm import local_server
 
-    path = local_server.__file__.replace("local_server.py", "_llama_child.py")
-    spec = importlib.util.spec_from_file_location("llama_child", path)
+    spec = importlib.util.spec_from_file_location("llama_child", local_server.CHILD_SCRIPT)
     child = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(child)
     params = child.server_params(argparse.Namespace(model=str(bundled_gguf_path()), threads=1, parallel=3))
