@@ -117,10 +117,10 @@ def main(argv=None):
             from recbole_llmaug.config import load_settings
 
             model = args.model
-            if model is None:  # a system's options live in its model's property file
-                from recbole_llmaug.augment.outputs import registry
+            if model is None:  # a system's options (its outputs' too) live in its model's property file
+                from recbole_llmaug.augment.outputs import system_of
 
-                system = registry().systems.get(args.augment)
+                system = system_of([args.augment])
                 model = system.model if system is not None else None
             settings = load_settings(args.dataset, model, config_files, overrides)
             if args.ray_address:  # shard the augmentation over that Ray cluster (recbole_llmaug/llm/sharding.py)

@@ -29,3 +29,15 @@ def test_pack_names_the_missing_output_or_data_and_writes_nothing(tmp_path):
 def test_start_refuses_an_unknown_benchmark(tmp_path):
     done = run("start.sh", "--epochs", "1", cwd=tmp_path, env={"BENCH": "nosuch"})
     assert done.returncode != 0 and "BENCH=nosuch: no benchmarks/bench_nosuch.py" in done.stderr
+
+
+def test_the_llm_pass_scripts_refuse_missing_data_and_an_unknown_step(tmp_path):
+    """``llm_pass/prepare.sh`` names the missing Beauty file before it replaces ``.devcarry/llm*`` (a half-made
+    carry would travel); ``llm_pass/setup.sh`` takes only the steps 1, 2, 3."""
+    carry = DEVICE.parent.parent / ".devcarry" / "llm1"
+    before = sorted(carry.rglob("*")) if carry.exists() else None
+    done = run("llm_pass/prepare.sh", str(tmp_path / "nodata"), cwd=tmp_path)
+    assert done.returncode != 0 and f"{tmp_path}/nodata/beauty.inter is missing" in done.stderr
+    assert (sorted(carry.rglob("*")) if carry.exists() else None) == before
+    done = run("llm_pass/setup.sh", "4", cwd=tmp_path)
+    assert done.returncode != 0 and "usage: setup.sh 1|2|3" in done.stderr

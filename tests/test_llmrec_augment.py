@@ -283,6 +283,30 @@ def test_the_augmentation_options_are_declared_with_their_defaults_in_the_model_
         validate({"llmrec_candidates": 1}, system.AUGMENT_OPTIONS)
 
 
+def test_one_output_built_alone_reads_its_systems_options_and_split(monkeypatch):
+    """``--augment=llmrec_item_attributes`` with no ``--model`` reads LLMRec.yaml and follows the general split,
+    as ``--augment=llmrec`` does (it failed with a TypeError: the option it needs was unset). Shared outputs
+    such as ``item_emb`` belong to no system."""
+    import recbole_llmaug.augment as augment
+    from recbole.utils import ModelType
+
+    from recbole_llmaug import cli
+    from recbole_llmaug.augment.outputs import system_of
+
+    assert system_of(["llmrec_user_profiles"]).name == "llmrec" == system_of(["llmrec_candidates"]).name
+    assert system_of(["llmser_arv_none"]).name == "llmser" and system_of(["item_emb"]) is None
+    seen = {}
+
+    def record(name, settings):  # stands in for the stage itself: only the settings it gets are checked
+        seen.update(settings, augmentor=name)
+        return {"augmentor": name, "dataset": "ml-100k", "outputs": {}}
+
+    monkeypatch.setattr(augment, "run_augmentor", record)
+    assert cli.main(["--augment=llmrec_item_attributes", "--dataset=ml-100k"]) == 0
+    assert seen["augmentor"] == "llmrec_item_attributes" and seen["MODEL_TYPE"] == ModelType.GENERAL
+    assert seen["llmrec_attribute_max_chars"] == read_yaml(MODEL_YAML)["llmrec_attribute_max_chars"] is not None
+
+
 def test_llmrec_trains_end_to_end_on_its_real_augmentation(augmented, monkeypatch):
     """The pipeline: the real LLM pass of the fixture, then ``LLMRec`` through the run entry with every
     part on; the run builds what is still missing (the user text vectors, under RecBole's random split)

@@ -67,6 +67,7 @@ class System:
 class Registry:
     outputs: Dict[str, Output] = field(default_factory=dict)
     systems: Dict[str, System] = field(default_factory=dict)
+    owners: Dict[str, str] = field(default_factory=dict)  # output -> the system declared in its module
 
     def add_module(self, module) -> None:
         for output in getattr(module, "OUTPUTS", ()):
@@ -78,6 +79,8 @@ class Registry:
             if system.name in self.systems or system.name in self.outputs:
                 raise ValueError(f"augmentation system '{system.name}' is declared twice ({module.__name__})")
             self.systems[system.name] = system
+            for output in getattr(module, "OUTPUTS", ()):
+                self.owners[output.name] = system.name
 
 
 _registry: Optional[Registry] = None
@@ -117,9 +120,16 @@ def get_output(name: str) -> Output:
 
 
 def system_of(names: Iterable[str]) -> Optional[System]:
-    """The system among ``names``, if one is named (it says which split to follow by default)."""
-    systems = registry().systems
-    return next((systems[name] for name in names if name in systems), None)
+    """The system among ``names``, or the one whose module declares one of them (``llmrec_user_profiles``:
+    ``llmrec``), if any: it says which split to follow by default and which model's property file holds
+    the options, so that one output built alone reads the settings its system's run would (shared outputs
+    such as ``item_emb`` have none)."""
+    found = registry()
+    for name in names:
+        owner = name if name in found.systems else found.owners.get(name)
+        if owner is not None:
+            return found.systems[owner]
+    return None
 
 
 def expand(names: Iterable[str], settings: Mapping) -> List[str]:

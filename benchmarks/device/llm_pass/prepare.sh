@@ -8,10 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 data=${1:-../shared/data/beauty}
 py=${PY:-.venv/bin/python}
-gguf=$("$py" -c "from recbole_llmaug.llm.local_server import bundled_gguf_path as p; print(p())")
 for name in inter item; do
   [ -f "$data/beauty.$name" ] || { echo "error: $data/beauty.$name is missing (DATA_DIR: Beauty's atomic files)" >&2; exit 1; }
 done
+gguf=$("$py" -c "from recbole_llmaug.llm.local_server import bundled_gguf_path as p; print(p())")
 rm -rf .devcarry/llm1 .devcarry/llm2 .devcarry/llm3
 mkdir -p .devcarry/llm1/whl .devcarry/llm1/beauty .devcarry/llm2 .devcarry/llm3
 # versions as in this checkout's environment; pandas<3 as setup.cfg pins (the image has 3.x)
