@@ -24,6 +24,7 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   jsonschema-specifications==2025.9.1 xllamacpp==2026.10.11549
 for name in inter item; do xz -T2 -6 -c "$data/beauty.$name" > ".devcarry/llm1/beauty/beauty.$name.xz"; done
 sha256sum "$gguf" | cut -d' ' -f1 > .devcarry/llm1/gguf.sha256
+"$py" benchmarks/device/llm_pass/split_hash.py --data_path "$(dirname "$data")" 2>/dev/null | tail -1 > .devcarry/llm1/split.sha256
 half=$(( ($(stat -c %s "$gguf") + 1) / 2 ))
 head -c "$half" "$gguf" > .devcarry/llm2/gguf.part1
 tail -c +"$((half + 1))" "$gguf" > .devcarry/llm3/gguf.part2

