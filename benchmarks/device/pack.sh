@@ -21,10 +21,7 @@ done
 rm -rf .devcarry/data
 mkdir -p .devcarry/whl .devcarry/data
 # pandas<3 as in setup.cfg (the image's numpy 2 is handled by recbole_llmaug.compat); RecBole without its deps
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  -d .devcarry/whl pandas==2.3.3 pytz tzdata recbole==1.2.1 colorlog==4.7.2 texttable==1.7.2 \
-  thop==0.1.1.post2209072238
+bash "$(dirname "$0")/wheels.sh" .devcarry/whl
 for name in inter item; do xz -T2 -6 -c "$data/beauty.$name" > ".devcarry/data/beauty.$name.xz"; done
 for name in "${outputs[@]}"; do
   xz -T2 -6 -c "$aug/beauty.$name" > ".devcarry/data/beauty.$name.xz"

@@ -70,17 +70,17 @@ class Registry:
     owners: Dict[str, str] = field(default_factory=dict)  # output -> the system declared in its module
 
     def add_module(self, module) -> None:
+        system = getattr(module, "SYSTEM", None)
         for output in getattr(module, "OUTPUTS", ()):
             if output.name in self.outputs or output.name in self.systems:
                 raise ValueError(f"augmentor output '{output.name}' is declared twice ({module.__name__})")
             self.outputs[output.name] = output
-        system = getattr(module, "SYSTEM", None)
+            if system is not None:
+                self.owners[output.name] = system.name
         if system is not None:
             if system.name in self.systems or system.name in self.outputs:
                 raise ValueError(f"augmentation system '{system.name}' is declared twice ({module.__name__})")
             self.systems[system.name] = system
-            for output in getattr(module, "OUTPUTS", ()):
-                self.owners[output.name] = system.name
 
 
 _registry: Optional[Registry] = None

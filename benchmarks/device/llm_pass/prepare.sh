@@ -14,11 +14,8 @@ done
 gguf=$("$py" -c "from recbole_llmaug.llm.local_server import bundled_gguf_path as p; print(p())")
 rm -rf .devcarry/llm1 .devcarry/llm2 .devcarry/llm3
 mkdir -p .devcarry/llm1/whl .devcarry/llm1/beauty .devcarry/llm2 .devcarry/llm3
-# versions as in this checkout's environment; pandas<3 as setup.cfg pins (the image has 3.x)
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  -d .devcarry/llm1/whl pandas==2.3.3 pytz tzdata recbole==1.2.1 colorlog==4.7.2 texttable==1.7.2 \
-  thop==0.1.1.post2209072238 openai==3.54.0 pydantic==2.14.4 pydantic_core==2.50.5 jiter==0.19.0 \
+# RecBole's (wheels.sh) and the LLM layer's, versions as in this checkout's environment
+bash benchmarks/device/wheels.sh .devcarry/llm1/whl openai==3.54.0 pydantic==2.14.4 pydantic_core==2.50.5 jiter==0.19.0 \
   sniffio==1.3.1 annotated-types==0.8.0 typing-inspection==0.4.5 httpx2==2.16.2 httpcore2==2.16.2 \
   truststore==0.10.5 jsonschema==4.26.0 referencing==0.37.0 rpds-py==2026.9.1 \
   jsonschema-specifications==2025.9.1 xllamacpp==2026.10.11549
