@@ -4,9 +4,8 @@
 # and every PACK_EVERY seconds (default 1800) adds a part with what is new to
 # benchmarks/results/llmrec_beauty_llm_pass/; with COMMIT=1 it also commits that folder alone (other staged
 # changes stay staged). Ends with a last part when the pass ends. THREADS (default 2) sets the LLM threads,
-# 1 while other jobs run; SLOTS (default 16) the server's slots and the requests in flight: on this 2-core
-# machine the profiles ran at 1.04 calls/s with 2 slots, 1.34 with 4, 1.48 with 8, 1.65 with 16, 1.60 with 32
-# (README, Benchmarks), since generation, not prompt processing, bounds their answers.
+# 1 while other jobs run; SLOTS (default 16) the server's slots and the requests in flight, the fastest on this
+# 2-core machine for the profiles, whose long answers slots batch (benchmarks/results/llm_slots.md).
 #   COMMIT=1 nohup bash benchmarks/llmrec_beauty_pass.sh > ../runs/logs/lrb.log 2>&1 &
 set -uo pipefail
 cd "$(dirname "$0")/.."
