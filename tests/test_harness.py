@@ -433,6 +433,33 @@ def test_work_folder_links_the_specs_files_with_dotted_suffixes_and_hashes_only_
     assert sorted(reuse.input_hashes(tmp_path / "work" / "toy")) == ["toy.inter", "toy.item"]
 
 
+def test_work_folder_links_the_interaction_files_a_variant_names_in_benchmark_filename(tmp_path):
+    """A variant that reads augmented interaction files (LLMRec's ``LightGCN-aug``) finds them when it is
+    trained alone: it failed with "llmrec_train.inter not exist" when no LLMRec run had linked them first."""
+    from argparse import Namespace
+
+    from benchmarks.bench_llmrec import SPEC as LLMREC
+    from benchmarks.harness import reuse
+    from benchmarks.harness.runner import prepare_work_dir
+
+    source = tmp_path / "data" / "toy"
+    source.mkdir(parents=True)
+    for name in ("toy.inter", "toy.item", "toy.aug_train.inter", "toy.aug_train.inter.manifest.json",
+                 "toy.aug_valid.inter", "toy.aug_test.inter", "toy.other_train.inter"):
+        (source / name).write_text(name)
+    files = {"benchmark_filename": ["aug_train", "aug_valid", "aug_test"]}
+    spec = BenchSpec(title="T", slug="t", script="t.py", dataset="toy",
+                     variants=[Variant("A", "BPR"), Variant("A-aug", "BPR", files)], default_variants=["A"],
+                     data_files=("inter", "item"))
+    args = Namespace(data_path=str(tmp_path / "data"), dataset="toy", work_dir=str(tmp_path / "work"))
+    prepare_work_dir(spec, args)
+    linked = sorted(path.name for path in (tmp_path / "work" / "toy").iterdir())
+    assert linked == ["toy.aug_test.inter", "toy.aug_train.inter", "toy.aug_train.inter.manifest.json",
+                      "toy.aug_valid.inter", "toy.inter", "toy.item"]
+    assert sorted(reuse.input_hashes(tmp_path / "work" / "toy")) == ["toy.inter", "toy.item"]  # run keys unchanged
+    assert {"llmrec_train.inter", "llmrec_valid.inter", "llmrec_test.inter"} <= set(LLMREC.linked_kinds)
+
+
 def test_a_run_waits_for_an_output_another_process_is_building_in_data_path(tmp_path):
     """The harness's child links what ``--data_path`` has or is building rather than building it again
     in its work folder (where its own lock would not stop a second, paid, LLM pass)."""

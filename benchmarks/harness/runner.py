@@ -32,7 +32,7 @@ def prepare_work_dir(spec, args):
     prefix = f"{args.dataset}."
     for path in source.iterdir():
         kind = path.name[len(prefix):].removesuffix(".manifest.json") if path.name.startswith(prefix) else None
-        if kind in spec.data_files:  # e.g. 'inter', 'pseudo.llm-ids', and their manifests
+        if kind in spec.linked_kinds:  # e.g. 'inter', 'pseudo.llm-ids', 'llmrec_train.inter', and their manifests
             link = target / path.name
             if not link.exists():
                 link.symlink_to(path)

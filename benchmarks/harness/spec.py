@@ -107,6 +107,15 @@ class BenchSpec:
                              f"{', '.join(undeclared)}")
 
     @property
+    def linked_kinds(self):
+        """The suffixes the work folder links from ``--data_path``: ``data_files``, and the interaction files a
+        variant reads through its ``benchmark_filename`` (``<dataset>.<part>.inter``, e.g. LLMRec's augmented
+        ``llmrec_train``), so that a variant trained alone (``--models LightGCN-aug``) finds them rather
+        than counting on another variant's augmentor run to have put them there first."""
+        parts = [part for variant in self.variants for part in variant.overrides.get("benchmark_filename", ())]
+        return tuple(dict.fromkeys([*self.data_files, *(f"{part}.inter" for part in parts)]))
+
+    @property
     def command_prefix(self):
         """``python benchmarks/bench_x.py``: how reports quote the command that made them."""
         return f"python benchmarks/{Path(self.script).name}"
