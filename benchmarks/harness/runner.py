@@ -29,10 +29,10 @@ def prepare_work_dir(spec, args):
                           f"and --dataset.")
     target = Path(args.work_dir) / args.dataset
     target.mkdir(parents=True, exist_ok=True)
-    prefix = f"{args.dataset}."
+    prefix, kinds = f"{args.dataset}.", spec.linked_kinds
     for path in source.iterdir():
         kind = path.name[len(prefix):].removesuffix(".manifest.json") if path.name.startswith(prefix) else None
-        if kind in spec.linked_kinds:  # e.g. 'inter', 'pseudo.llm-ids', 'llmrec_train.inter', and their manifests
+        if kind in kinds:  # e.g. 'inter', 'pseudo.llm-ids', 'llmrec_train.inter', and their manifests
             link = target / path.name
             if not link.exists():
                 link.symlink_to(path)

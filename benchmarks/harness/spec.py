@@ -65,7 +65,8 @@ class BenchSpec:
       queued before the others (the main comparison gives numbers first); ``timing_variants``:
       ``timing``'s default; ``timing_reference``: the variant the ``x <name>`` column divides by.
     * ``dataset`` (``--dataset`` default), ``data_files``: suffixes of the dataset's files linked into
-      the work folder (inputs and augmented files made elsewhere); the augmentor writes next to them.
+      the work folder (inputs and augmented files made elsewhere; the variants' ``benchmark_filename``
+      interaction files are linked too, ``linked_kinds``); the augmentor writes next to them.
       Augmentation itself is the model's: ``run_recbole_llmaug`` builds or reuses the outputs the model's
       ``<Model>Dataset`` needs (``needed_outputs``; ``--no_augment`` skips that, using the files as they are).
     * ``settings``: config of every run, under the variant's overrides; its ``eval_args`` get the
