@@ -124,6 +124,33 @@ def test_retest_reproduction_check_says_different_when_one_number_differs():
     assert "identical" not in reports.retest_report(records, title="X", command="cmd", modes=["uni100"])
 
 
+def test_a_retest_keeps_the_earlier_retests_runs_it_does_not_test_again(tmp_path):
+    """Runs trained later (another session, the earlier checkpoints gone) are retested into the same report:
+    the earlier runs stay unless retested now or not tested under every mode asked; the page names both."""
+    from benchmarks.harness.runner import earlier_retests
+
+    def retested(name, seed, modes, **extra):
+        return {"name": name, "seed": seed, "recorded_test_result": {"ndcg@10": 0.1}, "seconds_per_epoch": 1.0,
+                "epochs_trained": 1, "peak_rss_mb": 100.0,
+                "tests": {mode: {"result": {"ndcg@10": 0.1}} for mode in modes}} | extra
+
+    earlier = [retested("A", 2020, ["full", "uni100"]), retested("A", 2021, ["full", "uni100"]),
+               retested("B", 2020, ["uni100"]), retested("C", 2020, ["full", "uni100"], failed=True)]
+    path = tmp_path / "r_retest.json"
+    assert earlier_retests(path, ["full", "uni100"], set()) == ([], [])  # no earlier report
+    path.write_text(json.dumps({"command": "old cmd", "results": reports.by_name(earlier)}))
+    kept, commands = earlier_retests(path, ["full", "uni100"], {("A", 2021)})
+    assert [(run["name"], run["seed"]) for run in kept] == [("A", 2020)] and commands == ["old cmd"]
+    assert [(run["name"], run["seed"]) for run in earlier_retests(path, ["uni100"], set())[0]] == [
+        ("A", 2020), ("A", 2021), ("B", 2020)]
+    page = reports.retest_report(kept, title="X", command="new cmd", modes=["full", "uni100"],
+                                 kept_commands=commands)
+    assert "Command: `new cmd`" in page and "not retested since): `old cmd`." in page
+    path.write_text("{not json")
+    with pytest.raises(UserError, match="Move it away"):
+        earlier_retests(path, ["full"], set())
+
+
 def test_reproduction_is_checked_under_the_runs_own_test_mode():
     recorded = {"hit@10": 0.5, "ndcg@10": 0.3}
     run = {"name": "A", "seed": 7, "recorded_mode": "uni100", "recorded_test_result": recorded,

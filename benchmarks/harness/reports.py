@@ -202,9 +202,11 @@ def run_report(records, *, title, command, description, protocol, names=None, al
     return _page(f"{title} benchmark (run)", description, command, body, elapsed)
 
 
-def retest_report(records, *, title, command, modes, names=None, groups=GROUPS, metrics=METRICS, elapsed=None):
+def retest_report(records, *, title, command, modes, names=None, groups=GROUPS, metrics=METRICS, elapsed=None,
+                  kept_commands=()):
     """Markdown of a ``retest``: one table per mode and, when the runs' own test modes are among them,
-    whether each run's recorded test result came out again."""
+    whether each run's recorded test result came out again. ``kept_commands``: the earlier retests whose
+    runs the report keeps beside this command's (``runner.earlier_retests``)."""
     body = []
     for mode in modes:
         table = runs_table(records, names, result_of=lambda run, mode=mode: run["tests"][mode]["result"],
@@ -218,6 +220,9 @@ def retest_report(records, *, title, command, modes, names=None, groups=GROUPS, 
     description = ("Saved runs tested again from their checkpoints (no retraining), H@10 / N@10 on the test set, "
                    "mean ± std over the runs' seeds; sampled modes draw their negatives after reseeding with the "
                    "run's seed. s/epoch, epochs and peak RSS are the training runs' own, from their records.")
+    if kept_commands:
+        description += " With the runs an earlier retest tested (their variants and seeds not retested since): " + \
+            "; ".join(f"`{kept}`" for kept in kept_commands) + "."
     return _page(f"{title} benchmark (retest)", description, command, "\n\n".join(body), elapsed)
 
 

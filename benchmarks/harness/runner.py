@@ -251,8 +251,11 @@ def retest(spec, args, command):
     if missing:
         raise user_error(f"No checkpoint in {', '.join(missing)}: these runs were not saved. Retest only runs "
                           f"trained with saved=True (every bench run is).")
-    names = spec.report_order({spec.name_of_record(record) for record in saved.values()})
-    started, lock, records = time.time(), threading.Lock(), []
+    retested = {(spec.name_of_record(record), record["config"]["seed"]) for record in saved.values()}
+    records, kept_commands = earlier_retests(args.results + "_retest.json", args.modes, retested)
+    names = spec.report_order({spec.name_of_record(record) for record in saved.values()}
+                              | {record["name"] for record in records})
+    started, lock = time.time(), threading.Lock()
 
     def one(path):
         name, seed = spec.name_of_record(saved[path]), saved[path]["config"]["seed"]
@@ -265,11 +268,33 @@ def retest(spec, args, command):
             records.sort(key=lambda r: (names.index(r["name"]), r["seed"]))
             markdown = reports.retest_report(records, title=spec.title, command=command, modes=args.modes,
                                              names=names, groups=spec.groups, metrics=spec.metrics,
-                                             elapsed=time.time() - started)
+                                             elapsed=time.time() - started, kept_commands=kept_commands)
+            payload = {"command": command, "results": reports.by_name(records, names)}
             reports.write_report(args.results + "_retest", markdown,
-                                 {"command": command, "results": reports.by_name(records, names)})
+                                 payload | ({"kept_commands": kept_commands} if kept_commands else {}))
 
     _pool(args.jobs, one, [(path,) for path in saved])
+
+
+def earlier_retests(path, modes, retested):
+    """The runs of an earlier retest report at ``path`` to keep in the new one, and the commands that tested
+    them: every run tested under all of ``modes`` whose (variant, seed) is not in ``retested`` (a run retested
+    now replaces its earlier test). So a report's runs can be retested in parts, e.g. the runs trained later
+    in another session, when the earlier runs' checkpoints are gone. ``([], [])`` without such a file."""
+    if not Path(path).is_file():
+        return [], []
+    try:
+        data = json.loads(Path(path).read_text())
+        earlier = reports.records_from_results(data["results"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise user_error(f"Cannot read the earlier retest report {path} ({error}). Move it away (or pass another "
+                         f"--results) to start a new one.") from None
+    kept = [run for run in earlier if not run.get("failed") and (run["name"], run["seed"]) not in retested
+            and set(modes) <= set(run.get("tests", {}))]
+    if not kept:
+        return [], []
+    print(f"keeping {len(kept)} run(s) of {path} tested under {', '.join(modes)} (not retested now)", flush=True)
+    return kept, data.get("kept_commands", []) + [data["command"]]
 
 
 # ------------------------------------------------------------------------------------------ logs
