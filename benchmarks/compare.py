@@ -82,7 +82,7 @@ def llmesr(backbone: str, epochs: int) -> str:
 LLMSER = (f"python benchmarks/bench_llmser.py run --models SASRec LLMSeR-SASRec GRU4Rec LLMSeR-GRU4Rec BERT4Rec "
           f"LLMSeR-BERT4Rec {SEEDS} --epochs 5 --stopping_step 5 --also_test uni100")
 LLMREC = (f"python benchmarks/bench_llmrec.py run --data_path ../runs/lr100k/data --llm_cache_dir ../runs/lr100k/cache "
-          f"--epochs 60 {SEEDS} --jobs 2")
+          f"--epochs 60 {SEEDS} --jobs 2 --also_test uni100")
 ML100K_SEQ = "--dataset ml-100k --data_path dataset_atomic"  # written by any run on the embedded ml-100k
 LLMSER_ML100K = (f"python benchmarks/bench_llmser.py run --models SASRec LLMSeR-SASRec GRU4Rec LLMSeR-GRU4Rec BERT4Rec "
                  f"LLMSeR-BERT4Rec {ML100K_SEQ} --settings benchmarks/llmser_all_users.yaml {SEEDS} --epochs 5 "
