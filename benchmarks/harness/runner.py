@@ -253,8 +253,7 @@ def retest(spec, args, command):
                           f"trained with saved=True (every bench run is).")
     retested = {(spec.name_of_record(record), record["config"]["seed"]) for record in saved.values()}
     records, kept_commands = earlier_retests(args.results + "_retest.json", args.modes, retested)
-    names = spec.report_order({spec.name_of_record(record) for record in saved.values()}
-                              | {record["name"] for record in records})
+    names = spec.report_order({name for name, _ in retested} | {record["name"] for record in records})
     started, lock = time.time(), threading.Lock()
 
     def one(path):
